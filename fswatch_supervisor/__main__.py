@@ -1,0 +1,5 @@
+import sys
+
+from fswatch_supervisor.cli import main
+
+sys.exit(main())

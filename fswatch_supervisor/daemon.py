@@ -1,0 +1,162 @@
+"""The supervisor process: wires store, registry, mirror, pipeline and sockets, and runs until told to stop.
+
+Start-up order matters: the store and the registry are recovered before any socket is bound, so
+the first request already sees every watcher; roots are rescanned in the background (``sync``
+waits for those rescans) so a big tree does not keep the RPC socket closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from fswatch_supervisor import exitcodes, protocol
+from fswatch_supervisor.backends import open_backend
+from fswatch_supervisor.changes import Change
+from fswatch_supervisor.config import SupervisorConfig
+from fswatch_supervisor.cookies import CookieJar
+from fswatch_supervisor.errors import StoreBusy
+from fswatch_supervisor.logs import get_logger
+from fswatch_supervisor.mirror import FsMirror
+from fswatch_supervisor.pipeline import Pipeline
+from fswatch_supervisor.registry import Registry, outermost
+from fswatch_supervisor.rpc import Publisher, RpcServer
+from fswatch_supervisor.service import Service
+from fswatch_supervisor.signals import open_signal_queue
+from fswatch_supervisor.statedir import prepare_state_dir
+from fswatch_supervisor.store.eventstore import EventStore
+
+log = get_logger(__name__)
+OnBound = Callable[[protocol.Endpoints], Awaitable[None]]
+
+
+class Supervisor:
+    def __init__(self, config: SupervisorConfig) -> None:
+        self.config = config
+        self.state_dir = prepare_state_dir(config.state_dir)
+        self.endpoints = config.endpoints or protocol.Endpoints.from_state_dir(self.state_dir)
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, *, companions: Callable[[protocol.Endpoints], list[Awaitable[Any]]] | None = None) -> int:
+        """Run until SIGTERM/SIGINT (or ``stop()``); ``companions`` start once the sockets are bound."""
+        config = self.config
+        store = EventStore(self.state_dir / "events", retain_events=config.retain_events,
+                           retain_age_s=config.retain_age_s, retain_bytes=config.retain_bytes,
+                           fsync=config.fsync)
+        try:
+            store.open()
+        except StoreBusy as exc:
+            log.error("supervisor.state_dir_busy", state_dir=str(self.state_dir), error=str(exc))
+            return exitcodes.STORE_BUSY
+        registry = Registry(self.state_dir / "watchers.log")
+        restored = registry.open()
+        async_context = zmq.asyncio.Context()
+        plain_context: zmq.Context[Any] = zmq.Context()
+        publisher = Publisher(plain_context, self.endpoints.pub)
+        pipeline = Pipeline(registry, store, publisher.publish)
+        cookies = CookieJar()
+        mirror = FsMirror(open_backend(config.backend), needs_dir=registry.needs_dir,
+                          on_changes=pipeline.on_changes, on_cookie=cookies.on_cookie)
+        await mirror.start()
+        service = Service(registry, store, mirror, pipeline, cookies)
+        rpc = RpcServer(async_context, self.endpoints.rpc,
+                        {op: getattr(service, f"op_{op}") for op in protocol.OPS})
+        self.endpoints.record(self.state_dir)
+        log.info("supervisor.listening", rpc=self.endpoints.rpc, pub=self.endpoints.pub,
+                 watchers=len(restored), last_event_id=store.last_seq, backend=config.backend or "auto")
+        signals = open_signal_queue(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        snapshot_path = self.state_dir / "snapshot.msgpack"
+        tasks = [
+            asyncio.create_task(rpc.serve(), name="rpc"),
+            asyncio.create_task(self._restore(service, mirror, pipeline, registry, snapshot_path), name="restore"),
+            asyncio.create_task(self._housekeeping(service, store, mirror, pipeline, snapshot_path),
+                                name="housekeeping"),
+            asyncio.create_task(self._dispatch_signals(signals), name="signals"),
+        ]
+        companion_tasks = [asyncio.ensure_future(c) for c in (companions(self.endpoints) if companions else [])]
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("supervisor.stopping")
+            for task in companion_tasks:
+                task.cancel()
+            await asyncio.gather(*companion_tasks, return_exceptions=True)
+            await rpc.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            pipeline.flush()
+            with contextlib.suppress(Exception):
+                mirror.save(snapshot_path)
+            await mirror.close()
+            publisher.close()
+            store.close()
+            registry.close()
+            async_context.term()
+            plain_context.term()
+            log.info("supervisor.stopped")
+        return exitcodes.OK
+
+    async def _dispatch_signals(self, signals: asyncio.Queue[signal.Signals]) -> None:
+        while True:
+            sig = await signals.get()
+            handler = getattr(self, f"handle_{sig.name.lower()}", None)
+            if handler is not None:
+                handler()
+
+    def handle_sigterm(self) -> None:
+        log.info("supervisor.signal", signal="SIGTERM")
+        self.stop()
+
+    def handle_sigint(self) -> None:
+        log.info("supervisor.signal", signal="SIGINT")
+        self.stop()
+
+    def handle_sighup(self) -> None:
+        log.info("supervisor.signal", signal="SIGHUP", note="nothing to reload")
+
+    async def _restore(self, service: Service, mirror: FsMirror, pipeline: Pipeline, registry: Registry,
+                       snapshot_path: Any) -> None:
+        """Rescan every root against the saved snapshot: what changed while we were down is emitted."""
+        baseline = mirror.load(snapshot_path) if snapshot_path.exists() else {}
+        started = time.monotonic()
+        roots = outermost(registry.roots())
+        for root in roots:
+            if not os.path.exists(root):
+                pipeline.on_changes([Change("root-deleted", root, None, time.time_ns())])
+                continue
+            records = {r[0]: r for key, rs in baseline.items() if key == root or key.startswith(root + "/")
+                       for r in rs}
+            task = asyncio.create_task(mirror.rescan(root, baseline=list(records.values()) if records else None))
+            service.rescans[root] = task
+            try:
+                await task
+            except Exception as exc:  # one bad root must not stop the others
+                log.error("restore.root_failed", root=root, error=repr(exc))
+        service.ready = True
+        log.info("supervisor.ready", roots=len(roots), seconds=round(time.monotonic() - started, 3),
+                 os_watches=mirror.watch_count())
+
+    async def _housekeeping(self, service: Service, store: EventStore, mirror: FsMirror, pipeline: Pipeline,
+                            snapshot_path: Any) -> None:
+        saved_at_changes = pipeline.changes_in
+        last_save = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            service.expire()
+            store.enforce_retention()
+            due = time.monotonic() - last_save >= self.config.snapshot_interval_s
+            if due and pipeline.changes_in != saved_at_changes and service.ready:
+                mirror.save(snapshot_path)
+                saved_at_changes, last_save = pipeline.changes_in, time.monotonic()

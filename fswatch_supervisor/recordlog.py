@@ -1,0 +1,64 @@
+"""A small append-only log of msgpack maps with torn-tail recovery (the watcher registry's file).
+
+Framing is the event store's (``store.framing``), so both files recover the same way: a record
+torn by a crash is cut on open, never fatal. Appends are written before the caller acknowledges
+anything and fdatasync'd, because watcher definitions are rare and must survive a power cut.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from fswatch_supervisor.logs import get_logger
+from fswatch_supervisor.store import framing
+
+log = get_logger(__name__)
+
+
+class RecordLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records = 0
+        self._fd: int | None = None
+
+    def open(self) -> list[dict[str, Any]]:
+        """Read every intact record, cut a torn tail, and keep the file open for appends."""
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        result = framing.scan_file(str(self.path))
+        if result.torn_bytes:
+            log.warning("recordlog.torn_tail_cut", path=str(self.path), bytes=result.torn_bytes)
+            os.ftruncate(self._fd, result.valid_end)
+        maps = [msgpack.unpackb(payload, raw=False) for _offset, payload in result.records]
+        self.records = len(maps)
+        return maps
+
+    def append(self, record: dict[str, Any]) -> None:
+        assert self._fd is not None, "RecordLog.open() first"
+        os.write(self._fd, framing.encode_record(msgpack.packb(record, use_bin_type=True)))
+        os.fdatasync(self._fd)
+        self.records += 1
+
+    def rewrite(self, records: list[dict[str, Any]]) -> None:
+        """Replace the whole log atomically (temp file, fsync, rename)."""
+        tmp = self.path.with_suffix(".compact")
+        data = framing.encode_records(msgpack.packb(r, use_bin_type=True) for r in records)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        self.records = len(records)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

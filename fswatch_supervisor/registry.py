@@ -1,0 +1,148 @@
+"""The watcher registry: every live watcher, the index of watch roots, and its persistence.
+
+The root index maps each include root to its watchers, so finding the watchers a change may
+concern costs one dict lookup per ancestor of its path, never a scan of every watcher.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from fswatch_supervisor.logs import get_logger
+from fswatch_supervisor.recordlog import RecordLog
+from fswatch_supervisor.watchers import Watcher
+
+log = get_logger(__name__)
+
+
+def ancestors(path: str) -> Iterator[str]:
+    """``path`` itself, then each parent up to ``/``."""
+    while True:
+        yield path
+        if path == "/":
+            return
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+
+
+def outermost(roots: list[str]) -> list[str]:
+    """The roots not inside another root: rescanning those covers the rest exactly once."""
+    ordered = sorted(set(roots))
+    tops: list[str] = []
+    for root in ordered:
+        if not any(root == t or root.startswith(t.rstrip("/") + "/") for t in tops):
+            tops.append(root)
+    return tops
+
+
+class Registry:
+    def __init__(self, log_path: Path) -> None:
+        self._log = RecordLog(log_path)
+        self._watchers: dict[str, Watcher] = {}
+        self._by_root: dict[str, list[Watcher]] = {}
+        self._file_root_parents: dict[str, int] = {}
+        self._file_parents_of: dict[str, list[str]] = {}
+        self._serial = 0
+
+    def open(self) -> list[Watcher]:
+        """Replay the log; return the restored watchers in creation order."""
+        for record in self._log.open():
+            op = record.get("op")
+            if op == "put":
+                watcher = Watcher.from_record(record["watcher"])
+                self._serial = max(self._serial, watcher.serial)
+                self.add(watcher)
+            elif op == "del":
+                self._serial = max(self._serial, int(record.get("serial", 0)))
+                if record["id"] in self._watchers:
+                    self.remove(record["id"])
+        self._compact_if_worth_it()
+        return self.all()
+
+    def close(self) -> None:
+        self._log.close()
+
+    def next_serial(self) -> int:
+        self._serial += 1
+        return self._serial
+
+    # -- membership -------------------------------------------------------------------------
+
+    def add(self, watcher: Watcher) -> None:
+        self._watchers[watcher.id] = watcher
+        for root in watcher.roots:
+            self._by_root.setdefault(root, []).append(watcher)
+            if not os.path.isdir(root):
+                # A single-file watcher needs its parent watched to see atomic saves.
+                parent = os.path.dirname(root)
+                self._file_root_parents[parent] = self._file_root_parents.get(parent, 0) + 1
+                self._file_parents_of.setdefault(watcher.id, []).append(parent)
+
+    def remove(self, watcher_id: str) -> Watcher:
+        watcher = self._watchers.pop(watcher_id)
+        for root in watcher.roots:
+            bucket = self._by_root.get(root, [])
+            if watcher in bucket:
+                bucket.remove(watcher)
+            if not bucket:
+                self._by_root.pop(root, None)
+        for parent in self._file_parents_of.pop(watcher_id, []):
+            self._file_root_parents[parent] -= 1
+            if self._file_root_parents[parent] <= 0:
+                del self._file_root_parents[parent]
+        return watcher
+
+    def persist_add(self, watcher: Watcher) -> None:
+        self._log.append({"op": "put", "watcher": watcher.to_record()})
+
+    def persist_remove(self, watcher: Watcher) -> None:
+        self._log.append({"op": "del", "id": watcher.id, "serial": watcher.serial})
+        self._compact_if_worth_it()
+
+    def _compact_if_worth_it(self) -> None:
+        if self._log.records > 2 * len(self._watchers) + 64:
+            # The newest serial must survive compaction so ids are never reused.
+            records = [{"op": "put", "watcher": w.to_record()} for w in self.all()]
+            records.append({"op": "del", "id": "", "serial": self._serial})
+            self._log.rewrite(records)
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def get(self, watcher_id: str) -> Watcher | None:
+        return self._watchers.get(watcher_id)
+
+    def all(self) -> list[Watcher]:
+        return sorted(self._watchers.values(), key=lambda w: w.serial)
+
+    def __len__(self) -> int:
+        return len(self._watchers)
+
+    def select(self, ids: Iterable[str] = (), tags: dict[str, str] | None = None) -> list[Watcher]:
+        """Watchers whose id is any of ``ids`` (when given) and whose tags contain all of ``tags``."""
+        wanted = set(ids)
+        chosen = [self._watchers[i] for i in wanted if i in self._watchers] if wanted else self.all()
+        if tags:
+            chosen = [w for w in chosen if all(w.tags.get(k) == v for k, v in tags.items())]
+        return sorted(chosen, key=lambda w: w.serial)
+
+    def covering(self, path: str) -> list[Watcher]:
+        """Watchers having an include root at ``path`` or above it."""
+        found: list[Watcher] = []
+        for candidate in ancestors(path):
+            bucket = self._by_root.get(candidate)
+            if bucket:
+                found.extend(bucket)
+        return found
+
+    def roots(self) -> list[str]:
+        return list(self._by_root)
+
+    def needs_dir(self, dir_path: str) -> bool:
+        """Whether some watcher wants ``dir_path`` OS-watched (the mirror's oracle)."""
+        if dir_path in self._file_root_parents:
+            return True
+        return any(w.rules.needs_dir(dir_path) for w in self.covering(dir_path))
