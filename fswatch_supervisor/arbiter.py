@@ -54,6 +54,8 @@ class Arbiter:
         self.on_fatal = on_fatal
         self.processes: dict[int, asyncio.subprocess.Process] = {}
         self.restarts = 0
+        self.first_ready = asyncio.Event()
+        """Set when the first front-end accepts connections (systemd's READY=1 waits for it)."""
 
     async def run(self) -> None:
         """Keep every worker running until cancelled; then stop them with a deadline."""
@@ -70,7 +72,9 @@ class Arbiter:
             self.processes[spec.port] = process
             started = loop.time()
             log.info("worker.started", port=spec.port, worker_pid=process.pid)
+            probe = loop.create_task(self._announce_when_listening(spec))
             code = await process.wait()
+            probe.cancel()
             self.processes.pop(spec.port, None)
             if code == exitcodes.BOOT_ERROR:
                 log.error("worker.boot_failed", port=spec.port, exit_code=code,
@@ -83,6 +87,17 @@ class Arbiter:
             self.restarts += 1
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _announce_when_listening(self, spec: WorkerSpec) -> None:
+        for _ in range(600):
+            try:
+                _reader, writer = await asyncio.open_connection(spec.host, spec.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            self.first_ready.set()
+            return
 
     async def stop_all(self) -> None:
         """SIGTERM every worker, wait up to the graceful timeout, then SIGKILL what is left."""

@@ -13,10 +13,12 @@ import os
 import sys
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from fswatch_supervisor import __version__, exitcodes
+from fswatch_supervisor import __version__
+from fswatch_supervisor.arbiter import Arbiter, WorkerSpec
 from fswatch_supervisor.config import SupervisorConfig, parse_duration, parse_size
+from fswatch_supervisor.daemon import Supervisor
 from fswatch_supervisor.logs import configure_logging
 from fswatch_supervisor.protocol import Endpoints
 from fswatch_supervisor.statedir import default_state_dir
@@ -110,11 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from fswatch_supervisor.arbiter import Arbiter, WorkerSpec
-    from fswatch_supervisor.daemon import Supervisor
-
     supervisor = Supervisor(config_from(args))
     fatal: list[int] = []
+    arbiters: list[Arbiter] = []
 
     def companions(endpoints: Endpoints) -> list[Awaitable[Any]]:
         if args.command != "serve":
@@ -127,13 +127,18 @@ async def _run(args: argparse.Namespace) -> int:
             fatal.append(code)
             supervisor.stop()
 
-        return [Arbiter(specs, endpoints, os.getpid(), halt).run()]
+        arbiters.append(Arbiter(specs, endpoints, os.getpid(), halt))
+        return [arbiters[0].run()]
 
-    code = await supervisor.run(companions=companions)
+    async def first_front_end_ready() -> None:
+        if arbiters:
+            await arbiters[0].first_ready.wait()
+
+    code = await supervisor.run(companions=companions, ready_when=first_front_end_ready)
     return fatal[0] if fatal else code
 
 
-def _exec_worker(args: argparse.Namespace) -> int:
+def _exec_worker(args: argparse.Namespace) -> NoReturn:
     """``fswatchd worker`` is ``python -m fswatch_worker``: the supervisor package never imports it."""
     argv = [sys.executable, "-m", "fswatch_worker", "--port", str(args.port), "--host", args.host,
             "--state-dir", str(args.state_dir)]
@@ -142,7 +147,6 @@ def _exec_worker(args: argparse.Namespace) -> int:
     if args.log_level:
         argv += ["--log-level", args.log_level]
     os.execv(sys.executable, argv)
-    return exitcodes.CRASH  # not reached
 
 
 def _own_process_group() -> None:

@@ -33,9 +33,9 @@ from fswatch_supervisor.service import Service
 from fswatch_supervisor.signals import open_signal_queue
 from fswatch_supervisor.statedir import prepare_state_dir
 from fswatch_supervisor.store.eventstore import EventStore
+from fswatch_supervisor.systemd import sd_notify
 
 log = get_logger(__name__)
-OnBound = Callable[[protocol.Endpoints], Awaitable[None]]
 
 
 class Supervisor:
@@ -44,12 +44,16 @@ class Supervisor:
         self.state_dir = prepare_state_dir(config.state_dir)
         self.endpoints = config.endpoints or protocol.Endpoints.from_state_dir(self.state_dir)
         self._stop = asyncio.Event()
+        self.restored = asyncio.Event()
+        """Set once every watcher's roots were rescanned after start-up."""
 
     def stop(self) -> None:
         self._stop.set()
 
-    async def run(self, *, companions: Callable[[protocol.Endpoints], list[Awaitable[Any]]] | None = None) -> int:
-        """Run until SIGTERM/SIGINT (or ``stop()``); ``companions`` start once the sockets are bound."""
+    async def run(self, *, companions: Callable[[protocol.Endpoints], list[Awaitable[Any]]] | None = None,
+                  ready_when: Callable[[], Awaitable[None]] | None = None) -> int:
+        """Run until SIGTERM/SIGINT (or ``stop()``); ``companions`` start once the sockets are bound.
+        systemd hears READY=1 once the roots are restored and ``ready_when`` (if given) returned."""
         config = self.config
         store = EventStore(self.state_dir / "events", retain_events=config.retain_events,
                            retain_age_s=config.retain_age_s, retain_bytes=config.retain_bytes,
@@ -61,6 +65,8 @@ class Supervisor:
             return exitcodes.STORE_BUSY
         registry = Registry(self.state_dir / "watchers.log")
         restored = registry.open()
+        for orphan in set(store.watchers()) - {w.id for w in restored}:
+            store.forget_watcher(orphan)  # deleted while a crash kept the store from hearing of it
         async_context = zmq.asyncio.Context()
         plain_context: zmq.Context[Any] = zmq.Context()
         publisher = Publisher(plain_context, self.endpoints.pub)
@@ -83,6 +89,7 @@ class Supervisor:
             asyncio.create_task(self._housekeeping(service, store, mirror, pipeline, snapshot_path),
                                 name="housekeeping"),
             asyncio.create_task(self._dispatch_signals(signals), name="signals"),
+            asyncio.create_task(self._notify_ready(ready_when), name="notify"),
         ]
         companion_tasks = [asyncio.ensure_future(c) for c in (companions(self.endpoints) if companions else [])]
         try:
@@ -107,6 +114,12 @@ class Supervisor:
             plain_context.term()
             log.info("supervisor.stopped")
         return exitcodes.OK
+
+    async def _notify_ready(self, ready_when: Callable[[], Awaitable[None]] | None) -> None:
+        await self.restored.wait()
+        if ready_when is not None:
+            await ready_when()
+        sd_notify("READY=1")
 
     async def _dispatch_signals(self, signals: asyncio.Queue[signal.Signals]) -> None:
         while True:
@@ -145,6 +158,7 @@ class Supervisor:
             except Exception as exc:  # one bad root must not stop the others
                 log.error("restore.root_failed", root=root, error=repr(exc))
         service.ready = True
+        self.restored.set()
         log.info("supervisor.ready", roots=len(roots), seconds=round(time.monotonic() - started, 3),
                  os_watches=mirror.watch_count())
 

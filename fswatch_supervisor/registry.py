@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from fswatch_supervisor.logs import get_logger
 from fswatch_supervisor.recordlog import RecordLog
@@ -106,7 +107,7 @@ class Registry:
     def _compact_if_worth_it(self) -> None:
         if self._log.records > 2 * len(self._watchers) + 64:
             # The newest serial must survive compaction so ids are never reused.
-            records = [{"op": "put", "watcher": w.to_record()} for w in self.all()]
+            records: list[dict[str, Any]] = [{"op": "put", "watcher": w.to_record()} for w in self.all()]
             records.append({"op": "del", "id": "", "serial": self._serial})
             self._log.rewrite(records)
 

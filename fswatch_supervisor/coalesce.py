@@ -1,0 +1,277 @@
+"""The coalescer: merges bursts of raw changes into the net change a consumer needs.
+
+Each path's window opens at its first raw change and closes ``window_ms`` later; it never slides, so
+no change waits longer than the window. A ``moved`` ties its source's and destination's windows
+into one *batch* (the earlier deadline wins), because a move's meaning depends on both ends: a temp
+file written and renamed over its target must become one ``updated`` of the target.
+
+When a batch closes, its raw changes are replayed on a small identity model (which entry sits at
+which path: the one there at the window start, a moved one, or a new one) and the net difference
+is emitted: deletions, then moves in dependency order, then creations, then updates. See
+``notes/rules.md`` for the full table.
+
+Barriers flush everything pending first, so nothing can reorder across them: metadata changes
+(``overflow``, ``root-deleted``, ``watch-error``) and the deletion or move of a directory (or an
+entry of unknown kind) that has pending changes below it.
+
+Output ``time_ns`` is that of the last raw change merged into the event: the moment the supervisor
+observed the state the event describes, so ``since=T`` never hides a change made after T.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from itertools import count
+
+from fswatch_supervisor.changes import Action, Change, Kind
+
+_METADATA = frozenset({"overflow", "root-deleted", "watch-error"})
+
+
+@dataclass(slots=True)
+class _Batch:
+    deadline_ns: int
+    changes: list[tuple[int, Change]] = field(default_factory=list)
+    paths: set[str] = field(default_factory=set)
+    alive: bool = True
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    """One directory entry's identity while a batch is replayed."""
+
+    origin: str | None  # the path where it sat at the window start; None when made in the window
+    kind: Kind | None
+    modified: bool = False
+
+
+class Coalescer:
+    """Per-path, non-sliding coalescing windows. Not thread-safe; times are caller-supplied ns."""
+
+    def __init__(self, window_ms: int) -> None:
+        if window_ms < 0:
+            raise ValueError(f"window_ms must be >= 0, got {window_ms}")
+        self._window_ns = window_ms * 1_000_000
+        self._by_path: dict[str, _Batch] = {}
+        self._heap: list[tuple[int, int, _Batch]] = []
+        self._seq = count()
+        self._below: dict[str, int] = {}  # directory -> number of pending paths strictly below it
+
+    def pending(self) -> int:
+        """How many paths have an open window."""
+        return len(self._by_path)
+
+    def next_deadline(self) -> int | None:
+        """When the earliest open window closes (ns), or None when nothing is pending."""
+        heap = self._heap
+        while heap and not heap[0][2].alive:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def add(self, change: Change, now_ns: int) -> list[Change]:
+        """Take one raw change; return what is ready now (overdue windows, barriers, window 0)."""
+        if self._window_ns == 0:
+            return [change]
+        out = self.due(now_ns)
+        if change.action in _METADATA:
+            out += self.flush()
+            out.append(change)
+            return out
+        ends = [change.path] if change.from_path is None else [change.from_path, change.path]
+        tree_change = change.action in ("deleted", "moved") and change.kind in ("dir", None)
+        if tree_change and any(self._below.get(p, 0) for p in ends):
+            out += self.flush()
+        batch = self._batch_for(ends, change.time_ns)
+        batch.changes.append((next(self._seq), change))
+        return out
+
+    def due(self, now_ns: int) -> list[Change]:
+        """Close every window whose deadline has passed, earliest deadline first."""
+        out: list[Change] = []
+        heap = self._heap
+        while heap and (not heap[0][2].alive or heap[0][0] <= now_ns):
+            _, _, batch = heapq.heappop(heap)
+            if batch.alive:
+                out += self._close(batch)
+        return out
+
+    def flush(self) -> list[Change]:
+        """Close every window now, in deadline order (for ``/sync`` and shutdown)."""
+        out: list[Change] = []
+        while self._heap:
+            _, _, batch = heapq.heappop(self._heap)
+            if batch.alive:
+                out += self._close(batch)
+        return out
+
+    def _batch_for(self, ends: list[str], time_ns: int) -> _Batch:
+        batches = {id(b): b for p in ends if (b := self._by_path.get(p)) is not None}
+        if not batches:
+            batch = _Batch(time_ns + self._window_ns)
+            heapq.heappush(self._heap, (batch.deadline_ns, next(self._seq), batch))
+        else:
+            # The earlier deadline survives: merging may close a window early, never late.
+            batch, *others = sorted(batches.values(), key=lambda b: b.deadline_ns)
+            for other in others:
+                other.alive = False
+                batch.changes = sorted(batch.changes + other.changes, key=lambda sc: sc[0])
+                for p in other.paths:
+                    self._by_path[p] = batch
+                batch.paths |= other.paths
+        for p in ends:
+            if p not in batch.paths:
+                batch.paths.add(p)
+                self._by_path[p] = batch
+                self._count_below(p, 1)
+        return batch
+
+    def _count_below(self, path: str, delta: int) -> None:
+        cut = path.rfind("/")
+        while cut > 0:
+            path = path[:cut]
+            self._below[path] = left = self._below.get(path, 0) + delta
+            if not left:
+                del self._below[path]
+            cut = path.rfind("/")
+        if path.startswith("/") and path != "/":
+            self._below["/"] = left = self._below.get("/", 0) + delta
+            if not left:
+                del self._below["/"]
+
+    def _close(self, batch: _Batch) -> list[Change]:
+        batch.alive = False
+        for p in batch.paths:
+            del self._by_path[p]
+            self._count_below(p, -1)
+        if len(batch.changes) == 1:
+            only = batch.changes[0][1]
+            if only.action != "moved" and not (only.action == "created" and only.existed_before):
+                return [only]  # a lone change is its own net effect; skip the replay
+        return _Replay([c for _, c in batch.changes]).net()
+
+
+class _Replay:
+    """Replays one batch on the identity model and derives the net changes, in a replayable order."""
+
+    def __init__(self, changes: list[Change]) -> None:
+        self.start: dict[str, _Entry | None] = {}  # insertion order = first appearance
+        self.now: dict[str, _Entry | None] = {}
+        self.last_ns: dict[str, int] = {}
+        self.rescan = all(c.rescan for c in changes)
+        for c in changes:
+            self._apply(c)
+
+    def _touch(self, path: str, existed: bool, time_ns: int) -> None:
+        if path not in self.start:
+            entry = _Entry(path, None) if existed else None
+            self.start[path] = self.now[path] = entry
+        self.last_ns[path] = time_ns
+
+    def _observe(self, path: str, kind: Kind | None) -> _Entry | None:
+        """The entry now at ``path``, learning its kind from a change that names it."""
+        entry = self.now[path]
+        if entry is not None and kind is not None:
+            entry.kind = kind
+        return entry
+
+    def _apply(self, c: Change) -> None:
+        if c.action == "moved" and c.from_path in (None, c.path):
+            # A move without a distinct source says only "something changed at path".
+            c = Change("updated" if c.from_path else "created", c.path, c.kind, c.time_ns,
+                       existed_before=c.existed_before, rescan=c.rescan)
+        if c.action == "created":
+            self._touch(c.path, c.existed_before, c.time_ns)
+            self.now[c.path] = _Entry(None, c.kind)
+        elif c.action == "updated":
+            self._touch(c.path, True, c.time_ns)
+            entry = self._observe(c.path, c.kind)
+            if entry is None:  # an update to what we believed absent: it is new content here
+                entry = self.now[c.path] = _Entry(None, c.kind)
+            entry.modified = True
+        elif c.action == "deleted":
+            self._touch(c.path, True, c.time_ns)
+            self._observe(c.path, c.kind)
+            self.now[c.path] = None
+        elif c.action == "moved":
+            assert c.from_path is not None
+            self._touch(c.from_path, True, c.time_ns)
+            self._touch(c.path, c.existed_before, c.time_ns)
+            moving = self._observe(c.from_path, c.kind) or _Entry(None, c.kind)
+            self.now[c.from_path] = None
+            self.now[c.path] = moving
+
+    def _event(
+        self, action: Action, path: str, kind: Kind | None, from_path: str | None = None, existed: bool = False
+    ) -> Change:
+        return Change(action, path, kind, self.last_ns[path], from_path, existed, rescan=self.rescan)
+
+    def net(self) -> list[Change]:
+        # dest -> source for every start entry that ends at another path
+        moves = {p: e.origin for p, e in self.now.items() if e is not None and e.origin not in (None, p)}
+        fresh = {p for p, e in self.now.items() if e is not None and e.origin is None}
+        fresh |= self._break_cycles(moves)
+        moved_away = set(moves.values())
+        out: list[Change] = []
+        replaced: set[str] = set()  # paths whose start entry was destroyed and a new one of its kind is there
+        for p, entry in self.start.items():
+            if entry is None or p in moved_away or self.now[p] is entry or p in moves:
+                continue
+            new = self.now[p]
+            if new is not None and _same_kind(entry.kind, new.kind):  # new is a fresh entry here
+                replaced.add(p)
+            else:
+                out.append(self._event("deleted", p, entry.kind, existed=True))
+        for src, dest in self._move_order(moves):
+            entry = self.now[dest]
+            assert entry is not None
+            had = self.start[dest] is not None and dest not in moved_away
+            out.append(self._event("moved", dest, entry.kind, src, had))
+        for p in self.now:
+            entry = self.now[p]
+            if entry is None:
+                continue
+            if p in replaced:
+                out.append(self._event("updated", p, entry.kind, existed=True))
+            elif p in fresh:
+                out.append(self._event("created", p, entry.kind))
+            elif entry.modified:
+                out.append(self._event("updated", p, entry.kind, existed=True))
+        return out
+
+    @staticmethod
+    def _break_cycles(moves: dict[str, str]) -> set[str]:
+        """Entries that went round a cycle (a swap) cannot be replayed as moves alone: drop one move
+        per cycle and report its destination as created. Returns those destinations."""
+        broken: set[str] = set()
+        seen: set[str] = set()
+        for start in sorted(moves):
+            path = start
+            trail: list[str] = []
+            while path in moves and path not in seen:
+                seen.add(path)
+                trail.append(path)
+                path = moves[path]
+            if path in trail:  # came back onto this walk: a cycle through `path`
+                broken.add(path)
+                del moves[path]
+        return broken
+
+    @staticmethod
+    def _move_order(moves: dict[str, str]) -> list[tuple[str, str]]:
+        """(source, dest) pairs so that a path is vacated before something moves onto it."""
+        sources = set(moves.values())
+        order: list[tuple[str, str]] = []
+        for dest in moves:
+            if dest in sources:
+                continue  # not a chain end: reached by walking back from one
+            while dest in moves:
+                src = moves[dest]
+                order.append((src, dest))
+                dest = src
+        return order
+
+
+def _same_kind(before: Kind | None, after: Kind | None) -> bool:
+    # An unknown kind counts as unchanged: "updated" is the less surprising answer.
+    return before is None or after is None or before == after

@@ -1,0 +1,113 @@
+"""What the event store keeps per event, and how a record's payload is laid out.
+
+A record's payload is one msgpack array::
+
+    [seq, time_ns, action, path, kind, extra, [watcher ids]]
+
+``extra`` is ``nil`` or a map holding only the optional public keys (``from``, ``rescan``,
+``detail``). The watcher ids make the per-watcher index recoverable from the records alone, and one
+record serves every watcher it belongs to (overlapping watchers share it). ``seq`` is stored although
+it is implied by the position in the segment: recovery checks it, so a misplaced or stale record is
+caught rather than served under the wrong id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import msgpack
+
+from fswatch_supervisor.eventmodel import Event, make_event
+
+
+class FsyncPolicy(StrEnum):
+    """When appended records are forced to stable storage.
+
+    Every policy survives ``kill -9`` of the process: ``append()`` returns only after ``write()``, so
+    the data is in the kernel's page cache. The policies differ on power failure or an OS crash.
+    """
+
+    ALWAYS = "always"
+    """``fdatasync`` before ``append()`` returns: nothing acknowledged is ever lost."""
+    INTERVAL = "interval"
+    """A background thread ``fdatasync``s dirty segments every ``fsync_interval_s``: at most that much
+    acknowledged data is lost on power failure."""
+    NEVER = "never"
+    """Leave write-back to the OS (typically up to 30 s of data on power failure)."""
+
+
+@dataclass(slots=True, frozen=True)
+class NewEvent:
+    """One event to append. ``watchers`` are the ids of every watcher that receives it."""
+
+    action: str
+    path: str
+    kind: str | None
+    time_ns: int
+    watchers: tuple[str, ...]
+    from_path: str | None = None
+    rescan: bool = False
+    detail: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Record:
+    """A decoded record: enough to build the public event and to rebuild the index."""
+
+    seq: int
+    time_ns: int
+    action: str
+    path: str
+    kind: str | None
+    extra: dict[str, Any] | None
+    watchers: list[str]
+
+    def to_event(self) -> Event:
+        return make_event(self.seq, self.action, self.path, self.kind, self.time_ns, **(self.extra or {}))
+
+
+def extra_of(event: NewEvent) -> dict[str, Any] | None:
+    """The optional public keys of ``event``, or ``None`` when it has none (the common case)."""
+    extra: dict[str, Any] = {}
+    if event.from_path is not None:
+        extra["from"] = event.from_path
+    if event.rescan:
+        extra["rescan"] = True
+    if event.detail is not None:
+        extra["detail"] = event.detail
+    return extra or None
+
+
+def pack_record(seq: int, event: NewEvent, extra: dict[str, Any] | None) -> bytes:
+    return msgpack.packb(
+        [seq, event.time_ns, event.action, event.path, event.kind, extra, list(event.watchers)],
+        use_bin_type=True,
+    )
+
+
+def unpack_record(payload: bytes) -> Record:
+    """Decode one payload; ``ValueError`` when it is not a record (corruption that passed the crc)."""
+    try:
+        fields = msgpack.unpackb(payload, raw=False, use_list=True)
+        record = Record(*fields)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise ValueError(f"not an event record: {exc}") from exc
+    if type(record.seq) is not int or type(record.time_ns) is not int or type(record.watchers) is not list:
+        raise ValueError("not an event record: wrong field types")
+    return record
+
+
+def index_fields(payload: bytes) -> tuple[int, int, list[str]]:
+    """``(seq, time_ns, watchers)`` of a payload: the part recovery needs, without building a Record."""
+    try:
+        fields = msgpack.unpackb(payload, raw=False, use_list=True)
+        seq, time_ns, watchers = fields[0], fields[1], fields[6]
+    except (ValueError, TypeError, IndexError, KeyError, msgpack.ExtraData, msgpack.FormatError,
+            msgpack.StackError) as exc:
+        raise ValueError(f"not an event record: {exc}") from exc
+    if type(seq) is not int or type(time_ns) is not int or type(watchers) is not list or len(fields) != 7:
+        raise ValueError("not an event record: wrong field types")
+    return seq, time_ns, watchers
+
