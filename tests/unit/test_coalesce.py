@@ -1,0 +1,304 @@
+"""The coalescer: the merge table, editors' atomic saves, window timing, and replay correctness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from fswatch_supervisor.changes import Change, Kind
+from fswatch_supervisor.coalesce import Coalescer
+
+MS = 1_000_000
+
+
+def created(path: str, kind: Kind = "file", existed: bool = False) -> Change:
+    return Change("created", path, kind, 0, existed_before=existed)
+
+
+def updated(path: str, kind: Kind = "file") -> Change:
+    return Change("updated", path, kind, 0, existed_before=True)
+
+
+def deleted(path: str, kind: Kind | None = "file") -> Change:
+    return Change("deleted", path, kind, 0, existed_before=True)
+
+
+def moved(src: str, dest: str, kind: Kind = "file", replaced: bool = False) -> Change:
+    return Change("moved", dest, kind, 0, from_path=src, existed_before=replaced)
+
+
+def brief(changes: list[Change]) -> list[tuple[str, ...]]:
+    return [(c.action, c.path, c.from_path) if c.from_path else (c.action, c.path) for c in changes]
+
+
+def burst(raw: list[Change], window_ms: int = 50, step_ms: int = 1) -> list[Change]:
+    """Feed ``raw`` 1 ms apart (all inside one window) and return everything emitted."""
+    co = Coalescer(window_ms)
+    out: list[Change] = []
+    for i, change in enumerate(raw):
+        change.time_ns = i * step_ms * MS
+        out += co.add(change, change.time_ns)
+    return out + co.flush()
+
+
+class TestTable:
+    @pytest.mark.parametrize(
+        ("raw", "expected"),
+        [
+            ([created("/a"), updated("/a"), updated("/a")], [("created", "/a")]),
+            ([updated("/a"), updated("/a"), updated("/a")], [("updated", "/a")]),
+            ([created("/a"), updated("/a"), deleted("/a")], []),
+            ([deleted("/a"), created("/a"), deleted("/a")], [("deleted", "/a")]),
+            ([updated("/a"), deleted("/a")], [("deleted", "/a")]),
+            ([deleted("/a"), created("/a")], [("updated", "/a")]),
+            ([deleted("/a"), created("/a", "dir")], [("deleted", "/a"), ("created", "/a")]),
+            ([deleted("/a", None), created("/a")], [("updated", "/a")]),
+            ([created("/a", existed=True)], [("updated", "/a")]),
+            ([moved("/a", "/b")], [("moved", "/b", "/a")]),
+            ([updated("/a"), moved("/a", "/b")], [("moved", "/b", "/a"), ("updated", "/b")]),
+            ([moved("/a", "/b"), updated("/b")], [("moved", "/b", "/a"), ("updated", "/b")]),
+            ([created("/a"), moved("/a", "/b")], [("created", "/b")]),
+            ([created("/t"), moved("/t", "/b", replaced=True)], [("updated", "/b")]),
+            ([moved("/a", "/b"), moved("/b", "/c")], [("moved", "/c", "/a")]),
+            ([moved("/a", "/b"), moved("/b", "/a")], []),
+            ([moved("/a", "/b"), deleted("/b")], [("deleted", "/a")]),
+            ([moved("/a", "/b"), created("/a")], [("moved", "/b", "/a"), ("created", "/a")]),
+            ([moved("/b", "/c"), moved("/a", "/b")], [("moved", "/c", "/b"), ("moved", "/b", "/a")]),
+            (
+                [moved("/a", "/t"), moved("/b", "/a"), moved("/t", "/b")],  # swap through a temp name
+                [("moved", "/b", "/a"), ("created", "/a")],
+            ),
+            ([created("/d", "dir"), deleted("/d", "dir")], []),
+            ([created("/d", "dir"), moved("/d", "/e", "dir")], [("created", "/e")]),
+            ([deleted("/d", "dir"), created("/d", "dir")], [("updated", "/d")]),
+            ([Change("moved", "/a", "file", 0, from_path=None)], [("created", "/a")]),
+            ([Change("moved", "/a", "file", 0, from_path="/a", existed_before=True)], [("updated", "/a")]),
+        ],
+    )
+    def test_row(self, raw: list[Change], expected: list[tuple[str, ...]]) -> None:
+        assert brief(burst(raw)) == expected
+
+    def test_move_over_existing_says_it_replaced(self) -> None:
+        (event,) = burst([moved("/a", "/b", replaced=True)])
+        assert event.existed_before
+        (event,) = burst([moved("/a", "/b")])
+        assert not event.existed_before
+
+    def test_deleted_keeps_kind_of_what_was_there(self) -> None:
+        (event,) = burst([updated("/d", "dir"), deleted("/d", None)])
+        assert (event.action, event.kind) == ("deleted", "dir")
+
+    def test_time_is_that_of_the_last_merged_change(self) -> None:
+        (event,) = burst([created("/a"), updated("/a"), updated("/a")], step_ms=5)
+        assert event.time_ns == 10 * MS
+
+    def test_rescan_only_when_every_merged_change_was_a_rescan(self) -> None:
+        first, second = updated("/a"), updated("/a")
+        first.rescan = second.rescan = True
+        assert burst([first, second])[0].rescan
+        first, second = updated("/a"), updated("/a")
+        first.rescan = True
+        assert not burst([first, second])[0].rescan
+
+
+class TestEditorSaves:
+    """Atomic-save dances must become ONE ``updated`` of the target."""
+
+    def test_vim(self) -> None:
+        raw = [
+            created("/p/4913"), deleted("/p/4913"),  # vim's write-permission probe
+            moved("/p/x", "/p/x~"),  # backup by rename
+            created("/p/x"), updated("/p/x"), updated("/p/x"),
+            deleted("/p/x~"),
+        ]
+        assert brief(burst(raw)) == [("updated", "/p/x")]
+
+    def test_vscode_temp_rename_over(self) -> None:
+        raw = [created("/p/x.tmp"), updated("/p/x.tmp"), moved("/p/x.tmp", "/p/x", replaced=True)]
+        assert brief(burst(raw)) == [("updated", "/p/x")]
+
+    def test_jetbrains_tmp_rename_over(self) -> None:
+        tmp = "/p/x___jb_tmp___"
+        raw = [created(tmp), updated(tmp), moved(tmp, "/p/x", replaced=True)]
+        assert brief(burst(raw)) == [("updated", "/p/x")]
+
+    def test_jetbrains_old_new_dance(self) -> None:
+        tmp, old = "/p/x___jb_tmp___", "/p/x___jb_old___"
+        raw = [created(tmp), updated(tmp), moved("/p/x", old), moved(tmp, "/p/x"), deleted(old)]
+        assert brief(burst(raw)) == [("updated", "/p/x")]
+
+    def test_truncate_in_place(self) -> None:
+        assert brief(burst([updated("/p/x"), updated("/p/x")])) == [("updated", "/p/x")]
+
+    def test_atomic_save_of_a_new_file_is_created(self) -> None:
+        raw = [created("/p/x.tmp"), updated("/p/x.tmp"), moved("/p/x.tmp", "/p/x")]
+        assert brief(burst(raw)) == [("created", "/p/x")]
+
+
+class TestTiming:
+    def test_window_zero_delivers_every_raw_change_at_once(self) -> None:
+        co = Coalescer(0)
+        raw = [created("/a"), updated("/a"), deleted("/a")]
+        assert [co.add(c, 0) for c in raw] == [[c] for c in raw]
+        assert co.pending() == 0
+        assert co.next_deadline() is None
+
+    def test_window_does_not_slide(self) -> None:
+        co = Coalescer(50)
+        assert co.add(Change("updated", "/a", "file", 0), 0) == []
+        assert co.add(Change("updated", "/a", "file", 40 * MS), 40 * MS) == []
+        assert co.next_deadline() == 50 * MS
+        assert co.due(49 * MS) == []
+        (event,) = co.due(50 * MS)
+        assert event.time_ns == 40 * MS
+        assert co.add(Change("updated", "/a", "file", 80 * MS), 80 * MS) == []
+        assert co.next_deadline() == 130 * MS
+
+    def test_add_returns_overdue_windows_before_opening_a_new_one(self) -> None:
+        co = Coalescer(50)
+        co.add(Change("created", "/a", "file", 0), 0)
+        out = co.add(Change("updated", "/a", "file", 60 * MS), 60 * MS)
+        assert brief(out) == [("created", "/a")]
+        assert brief(co.flush()) == [("updated", "/a")]
+
+    def test_due_closes_in_deadline_order(self) -> None:
+        co = Coalescer(50)
+        for i, path in enumerate(["/c", "/a", "/b"]):
+            co.add(Change("updated", path, "file", i * MS), i * MS)
+        assert co.pending() == 3
+        assert [c.path for c in co.due(100 * MS)] == ["/c", "/a", "/b"]
+        assert co.pending() == 0
+
+    def test_a_move_joins_windows_under_the_earlier_deadline(self) -> None:
+        co = Coalescer(50)
+        co.add(Change("created", "/t", "file", 0), 0)
+        co.add(Change("updated", "/x", "file", 30 * MS, existed_before=True), 30 * MS)
+        co.add(Change("moved", "/x", "file", 40 * MS, from_path="/t", existed_before=True), 40 * MS)
+        assert co.next_deadline() == 50 * MS
+        assert brief(co.due(50 * MS)) == [("updated", "/x")]
+
+    def test_metadata_passes_through_after_pending_windows(self) -> None:
+        co = Coalescer(50)
+        co.add(Change("updated", "/r/a", "file", 0), 0)
+        out = co.add(Change("overflow", "/r", None, MS, detail="queue overflow"), MS)
+        assert brief(out) == [("updated", "/r/a"), ("overflow", "/r")]
+        assert co.pending() == 0
+
+    def test_directory_move_flushes_changes_below_it_first(self) -> None:
+        co = Coalescer(50)
+        co.add(Change("created", "/r/d/f", "file", 0), 0)
+        out = co.add(Change("moved", "/r/e", "dir", MS, from_path="/r/d"), MS)
+        assert brief(out) == [("created", "/r/d/f")]
+        assert brief(co.flush()) == [("moved", "/r/e", "/r/d")]
+
+    def test_temp_directory_filled_then_renamed_stays_replayable(self) -> None:
+        out = burst([created("/r/tmp", "dir"), created("/r/tmp/f"), moved("/r/tmp", "/r/out", "dir")])
+        assert brief(out) == [("created", "/r/tmp"), ("created", "/r/tmp/f"), ("moved", "/r/out", "/r/tmp")]
+
+    def test_directory_delete_of_unknown_kind_is_a_barrier(self) -> None:
+        out = burst([updated("/r/d/f"), deleted("/r/d/f"), deleted("/r/d", None)])
+        assert brief(out) == [("deleted", "/r/d/f"), ("deleted", "/r/d")]
+
+    def test_negative_window_is_rejected(self) -> None:
+        with pytest.raises(ValueError, match="window_ms"):
+            Coalescer(-1)
+
+
+# -- property: replaying the output reproduces the final tree -----------------------------------
+
+FILES = [f"/r/{d}/{n}" for d in ("a", "b") for n in ("x", "y", "z")]
+
+
+@dataclass
+class Op:
+    verb: str
+    i: int
+    j: int
+    gap_ms: int
+
+
+ops = st.lists(
+    st.builds(Op, st.sampled_from(["touch", "touch", "rm", "mv", "mv", "mv"]), st.integers(0, 5),
+              st.integers(0, 5), st.sampled_from([0, 1, 2, 5, 20, 60])),
+    min_size=8, max_size=40,
+)
+
+
+def simulate(initial: set[str], plan: list[Op]) -> tuple[list[Change], dict[str, object]]:
+    """Turn a plan into raw changes on a model tree; return them and the final path -> content map.
+
+    Content identities are tracked so that a consumer believing the wrong file is at a path (a
+    lost swap, say) is caught even when the set of paths is right.
+    """
+    files: dict[str, object] = {p: ("initial", p) for p in initial}
+    raw, now = [], 0
+    for n, op in enumerate(plan):
+        now += op.gap_ms * MS
+        src, dest = FILES[op.i], FILES[op.j]
+        if op.verb == "touch":
+            raw.append(Change("updated" if src in files else "created", src, "file", now,
+                              existed_before=src in files))
+            files[src] = ("write", n)
+        elif op.verb == "rm" and src in files:
+            del files[src]
+            raw.append(Change("deleted", src, "file", now, existed_before=True))
+        elif op.verb == "mv" and src in files and src != dest:
+            raw.append(Change("moved", dest, "file", now, from_path=src, existed_before=dest in files))
+            files[dest] = files.pop(src)
+    return raw, files
+
+
+READ = "consumer re-read the file"
+
+
+def replay(initial: set[str], events: list[Change]) -> dict[str, object]:
+    """A strict consumer: every event must make sense against what it has seen so far."""
+    files: dict[str, object] = {p: ("initial", p) for p in initial}
+    for e in events:
+        if e.action == "created":
+            assert e.path not in files, e
+            files[e.path] = READ
+        elif e.action == "deleted":
+            assert e.path in files, e
+            del files[e.path]
+        elif e.action == "updated":
+            assert e.path in files, e
+            files[e.path] = READ
+        else:
+            assert e.action == "moved" and e.from_path in files, e
+            assert (e.path in files) == e.existed_before, e
+            files[e.path] = files.pop(e.from_path)
+    return files
+
+
+def drive(window_ms: int, raw: list[Change]) -> list[Change]:
+    """Feed ``raw`` as a supervisor loop would, checking that no window outlives its deadline."""
+    co, out, window_ns = Coalescer(window_ms), [], window_ms * MS
+    for change in raw:
+        while (deadline := co.next_deadline()) is not None and deadline <= change.time_ns:
+            out += co.due(deadline)
+            assert (co.next_deadline() or deadline + 1) > deadline
+        out += co.add(change, change.time_ns)
+        if co.pending():
+            assert (co.next_deadline() or 0) <= change.time_ns + window_ns
+    return out + co.flush()
+
+
+@settings(max_examples=400, deadline=None)
+@example(  # a swap through a temp name: the set of paths is unchanged, their contents are not
+    {FILES[0], FILES[1]}, [Op("mv", 0, 2, 0), Op("mv", 1, 0, 1), Op("mv", 2, 1, 1)], 50
+)
+@example({FILES[0]}, [Op("touch", 0, 0, 0), Op("mv", 0, 1, 1), Op("touch", 1, 0, 1)], 50)
+@given(st.sets(st.sampled_from(FILES)), ops, st.sampled_from([0, 1, 10, 50]))
+def test_replaying_output_reaches_the_final_tree(initial: set[str], plan: list[Op], window_ms: int) -> None:
+    raw, final = simulate(initial, plan)
+    out = drive(window_ms, raw)
+    seen = replay(initial, out)
+    assert seen.keys() == final.keys()
+    assert all(seen[p] in (READ, final[p]) for p in final), (seen, final)
+    if window_ms == 0:
+        assert out == raw
+    assert len(out) <= len(raw) + sum(c.action == "moved" for c in raw)
