@@ -144,19 +144,29 @@ class Supervisor:
         """Rescan every root against the saved snapshot: what changed while we were down is emitted."""
         baseline = mirror.load(snapshot_path) if snapshot_path.exists() else {}
         started = time.monotonic()
-        roots = outermost(registry.roots())
+        missing: set[str] = set()
+        for watcher in registry.all():
+            for root in watcher.roots:
+                if root in missing or not os.path.exists(root):
+                    missing.add(root)
+                    continue
+                try:
+                    await mirror.add_root(root)
+                except Exception as exc:  # one bad root must not stop the others
+                    log.error("restore.root_failed", root=root, error=repr(exc))
+                    missing.add(root)
+        if missing:
+            pipeline.on_changes([Change("root-deleted", root, None, time.time_ns()) for root in sorted(missing)])
+        roots = [root for root in outermost(registry.roots()) if root not in missing]
         for root in roots:
-            if not os.path.exists(root):
-                pipeline.on_changes([Change("root-deleted", root, None, time.time_ns())])
-                continue
             records = {r[0]: r for key, rs in baseline.items() if key == root or key.startswith(root + "/")
                        for r in rs}
             task = asyncio.create_task(mirror.rescan(root, baseline=list(records.values()) if records else None))
             service.rescans[root] = task
             try:
                 await task
-            except Exception as exc:  # one bad root must not stop the others
-                log.error("restore.root_failed", root=root, error=repr(exc))
+            except Exception as exc:
+                log.error("restore.rescan_failed", root=root, error=repr(exc))
         service.ready = True
         self.restored.set()
         log.info("supervisor.ready", roots=len(roots), seconds=round(time.monotonic() - started, 3),
@@ -171,6 +181,7 @@ class Supervisor:
             service.expire()
             store.enforce_retention()
             due = time.monotonic() - last_save >= self.config.snapshot_interval_s
-            if due and pipeline.changes_in != saved_at_changes and service.ready:
+            if service.ready and (service.roots_added or due and pipeline.changes_in != saved_at_changes):
                 mirror.save(snapshot_path)
+                service.roots_added = False
                 saved_at_changes, last_save = pipeline.changes_in, time.monotonic()

@@ -51,6 +51,9 @@ class Service:
         self.rescans: dict[str, asyncio.Task[None]] = {}
         self.started_ns = time.time_ns()
         self.ready = False
+        self.roots_added = False
+        """A new root was crawled since the last snapshot save: save soon, so that a crash still
+        leaves a baseline to rescan against."""
         self._create_lock = asyncio.Lock()
 
     # -- helpers ----------------------------------------------------------------------------
@@ -99,16 +102,21 @@ class Service:
                 last_touch=time.monotonic(),
             )
             self.registry.add(watcher)
+            added: list[str] = []
             try:
                 for root in rules.roots:
                     await self.mirror.add_root(root)
+                    added.append(root)
             except (WatchLimitReached, WatchPermission, OSError) as exc:
                 self.registry.remove(watcher.id)
+                for root in added:
+                    self.mirror.remove_root(root)
                 self.mirror.release()
                 if isinstance(exc, WatchLimitReached):
                     raise InsufficientStorage(str(exc)) from None
                 raise Forbidden(f"cannot watch {rules.roots[0]}: {exc}") from None
             self.registry.persist_add(watcher)
+            self.roots_added = True
         log.info("watcher.created", id=watcher.id, roots=list(rules.roots), coalesce_ms=coalesce_ms)
         return self._describe(watcher)
 
@@ -154,6 +162,8 @@ class Service:
                                      watchers=(w.id,)) for w in watchers])
         for watcher in watchers:
             self.registry.remove(watcher.id)
+            for root in watcher.roots:
+                self.mirror.remove_root(root)
             self.registry.persist_remove(watcher)
             self.store.forget_watcher(watcher.id)
             self.pipeline.wake(watcher.id)
@@ -240,7 +250,8 @@ class Service:
         try:
             if pending:
                 await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout)
-            directories = [root if os.path.isdir(root) else os.path.dirname(root) for root in watcher.roots]
+            directories = [d for root in watcher.roots
+                           if self.mirror.is_os_watched(d := root if os.path.isdir(root) else os.path.dirname(root))]
             await self.cookies.round_trip(directories, max(0.1, deadline - time.monotonic()))
         except TimeoutError:
             raise RequestError.from_dict({"status": 504, "detail": f"sync did not settle within "
