@@ -1,0 +1,1 @@
+"""The front-end process runtime: ``python -m fswatch_worker --port N ...`` serves ``fswatch_api``."""

@@ -1,0 +1,71 @@
+"""The OS watch layer's interface: raw per-directory events and the backend that produces them.
+
+A backend knows nothing about watchers, rules or the model of the tree; it holds OS watches on
+directories and hands ``RawEvent`` batches to the event loop thread. The mirror
+(``fswatch_supervisor.mirror``) turns them into ``Change`` objects.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+RawAction = Literal["created", "modified", "attrib", "deleted", "moved_from", "moved_to", "overflow", "dir_gone"]
+
+OnEvents = Callable[[list["RawEvent"]], None]
+
+
+@dataclass(slots=True)
+class RawEvent:
+    """One OS event about ``path`` (an entry inside a watched directory).
+
+    ``dir_gone`` is about a watched directory itself (deleted, moved away or unmounted);
+    ``overflow`` has an empty path: the OS dropped events. ``cookie`` pairs ``moved_from`` with
+    ``moved_to`` (0 when the backend does not know).
+    """
+
+    path: str
+    action: RawAction
+    is_dir: bool = False
+    cookie: int = 0
+
+
+class WatchBackend(abc.ABC):
+    """Holds OS watches on directories and delivers their events, in batches, in the loop thread."""
+
+    name: ClassVar[str]
+    per_directory: ClassVar[bool]
+    """True when ``add_dir`` watches exactly one directory (inotify); False when the OS only offers
+    recursive watches (FSEvents via watchdog), so a watch covers every directory below it."""
+
+    @abc.abstractmethod
+    def start(self, loop: asyncio.AbstractEventLoop, on_events: OnEvents) -> None:
+        """Begin delivering events; ``on_events`` is always called in ``loop``'s thread."""
+
+    @abc.abstractmethod
+    def add_dir(self, path: str) -> None:
+        """Watch ``path`` (idempotent). Raises ``WatchLimitReached`` (the message names the limit
+        and how to raise it), ``WatchPermission``, or ``WatchError`` when the directory vanished."""
+
+    @abc.abstractmethod
+    def remove_dir(self, path: str) -> None:
+        """Stop watching ``path``; idempotent, never raises for a directory that is gone."""
+
+    @abc.abstractmethod
+    def moved_dir(self, old: str, new: str) -> None:
+        """A watched subtree was renamed from ``old`` to ``new``: keep its watches, fix their paths."""
+
+    @abc.abstractmethod
+    def watch_count(self) -> int:
+        """The number of OS watches held right now."""
+
+    @abc.abstractmethod
+    def is_watched(self, path: str) -> bool:
+        """Whether events about entries of directory ``path`` are being delivered."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release every watch and stop delivering; idempotent."""

@@ -1,0 +1,270 @@
+"""``FsMirror``: the facade the supervisor calls. One asyncio loop thread does everything.
+
+Flow: backend batches → ``MovePairer`` → ``Normaliser`` → ``on_changes``. Work that can be long
+(crawling a directory that appeared, rescans after an overflow or a restart) runs as jobs, in
+order, on one worker task owned by the mirror; sync cookies seen while a job is queued or running
+are handed to ``on_cookie`` only after it finished, so "settled" includes what a rescan reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
+
+from fswatch_supervisor.backends.base import WatchBackend
+from fswatch_supervisor.changes import Change
+from fswatch_supervisor.errors import WatchError, WatchPermission
+from fswatch_supervisor.logs import get_logger
+from fswatch_supervisor.mirror.entries import Record, is_under, kind_of_mode
+from fswatch_supervisor.mirror.normalise import Normaliser
+from fswatch_supervisor.mirror.pairing import MOVE_GRACE_S, MovePairer
+from fswatch_supervisor.mirror.persist import load_model, save_model
+from fswatch_supervisor.mirror.scanner import Baseline, Crawler, stat_path
+from fswatch_supervisor.mirror.state import MirrorState, NeedsDir
+
+Job = Callable[[], Awaitable[None]]
+
+log = get_logger(__name__)
+
+
+class FsMirror:
+    def __init__(self, backend: WatchBackend, *, needs_dir: NeedsDir,
+                 on_changes: Callable[[list[Change]], None],
+                 on_cookie: Callable[[str], None] | None = None,
+                 move_grace_s: float = MOVE_GRACE_S) -> None:
+        self._backend = backend
+        self._on_changes = on_changes
+        self._on_cookie = on_cookie
+        self._state = MirrorState(backend, needs_dir, self._emit)
+        self._crawler = Crawler(self._state, self.cookie)
+        self._normaliser = Normaliser(self._state, self)
+        self._move_grace_s = move_grace_s
+        self._pairer: MovePairer | None = None
+        self._jobs: deque[Job] = deque()
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._busy = 0
+        self._cookies: list[str] = []
+        self._overflow_queued = False
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._pairer = MovePairer(loop, self._normaliser.apply, self._move_grace_s)
+        self._backend.start(loop, self._pairer.feed)
+        self._worker = asyncio.create_task(self._work(), name="fswatch-mirror-jobs")
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+            self._worker = None
+        if self._pairer is not None:
+            self._pairer.close()
+        self._backend.close()
+
+    async def add_root(self, root: str) -> None:
+        """Follow ``root`` (a directory, recursively as ``needs_dir`` allows, or a single file).
+
+        Only what is not already followed is crawled; nothing found is reported. Raises
+        ``WatchLimitReached``/``WatchPermission``/``WatchError`` for the root itself and then
+        leaves nothing behind; below the root, failures become ``watch-error`` changes."""
+        st = self._lstat_root(root)
+        kind = kind_of_mode(st.st_mode)
+        ident = (st.st_dev, st.st_ino)
+        s = self._state
+        if kind == "file":
+            s.ws.hold_file(root)
+            if root not in s.tree:
+                s.tree.put(root, "file", st.st_size, st.st_mtime_ns)
+            s.register_root(root, "file", ident)
+            return
+        if kind != "dir":
+            raise WatchError(f"{root} is neither a directory nor a regular file")
+        added_entry = root not in s.tree
+        if added_entry:
+            s.tree.put(root, "dir", st.st_size, st.st_mtime_ns)
+        # Registered first, so that a release() running during the crawl keeps what it adds.
+        s.register_root(root, "dir", ident)
+        try:
+            await self._crawler.crawl(root, report=False, strict=True)
+        except WatchError:
+            self.remove_root(root)
+            if s.roots.get(root) is not None and s.roots[root].refs <= 0:
+                s.forget_root(root)
+            if added_entry and not s.tree.is_listed(root):
+                s.tree.remove_one(root)
+            raise
+
+    def remove_root(self, root: str) -> None:
+        """One watcher on ``root`` is gone; its watches go at the next ``release()``."""
+        found = self._state.roots.get(root)
+        if found is not None:
+            found.refs -= 1
+
+    def release(self) -> None:
+        """Drop watches and entries of directories that no remaining watcher needs."""
+        self._state.release()
+
+    async def rescan(self, root: str, *, baseline: Iterable[Record] | None = None) -> None:
+        """List ``root`` again and report (``rescan=True``) every difference from the model, or
+        from ``baseline`` records (e.g. ``load()``-ed after a restart, with ``add_root`` done)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def job() -> None:
+            try:
+                await self._rescan_now(root, baseline)
+            except asyncio.CancelledError:
+                done.cancel()
+                raise
+            except Exception as exc:
+                done.set_exception(exc)
+                return
+            done.set_result(None)
+
+        self._enqueue(job)
+        await done
+
+    def entries(self, root: str) -> Iterator[Record]:
+        """``(path, kind, size, mtime_ns)`` below a directory root, or the file root itself; sorted."""
+        found = self._state.roots.get(root)
+        if found is not None and found.kind == "file":
+            record = self._state.tree.record(root)
+            if record is not None:
+                yield record
+            return
+        yield from self._state.tree.records(root)
+
+    def is_os_watched(self, dir_path: str) -> bool:
+        return self._state.ws.is_watched(dir_path)
+
+    def watch_count(self) -> int:
+        return self._backend.watch_count()
+
+    def entry_count(self) -> int:
+        return len(self._state.tree)
+
+    def save(self, path: Path) -> None:
+        roots = {r: root.kind for r, root in self._state.roots.items() if root.refs > 0}
+        save_model(path, roots, self._state.tree.all_records())
+
+    def load(self, path: Path) -> dict[str, list[Record]]:
+        return load_model(path)
+
+    # -- Normaliser host ------------------------------------------------------------------------
+
+    def request_crawl(self, path: str) -> None:
+        self._enqueue(lambda: self._crawler.crawl(path, report=True))
+
+    def cookie(self, path: str) -> None:
+        if self._busy:
+            self._cookies.append(path)
+        elif self._on_cookie is not None:
+            self._on_cookie(path)
+
+    def overflow(self) -> None:
+        roots = sorted(r for r, root in self._state.roots.items() if root.refs > 0)
+        log.warning("mirror.overflow", roots=len(roots))
+        now = time.time_ns()
+        self._emit([Change("overflow", r, None, now, detail="the OS dropped events; rescanning")
+                    for r in roots])
+        if not self._overflow_queued:
+            self._overflow_queued = True
+            self._enqueue(self._rescan_all)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _emit(self, changes: list[Change]) -> None:
+        if changes:
+            self._on_changes(changes)
+
+    def _lstat_root(self, root: str) -> os.stat_result:
+        if not os.path.isabs(root) or os.path.normpath(root) != root:
+            raise WatchError(f"root must be an absolute, normalised path: {root!r}")
+        try:
+            return os.lstat(root)
+        except PermissionError as exc:
+            raise WatchPermission(f"cannot read {root}: {exc.strerror}") from exc
+        except OSError as exc:
+            raise WatchError(f"cannot watch {root}: {exc.strerror}") from exc
+
+    def _enqueue(self, job: Job) -> None:
+        self._busy += 1
+        self._jobs.append(job)
+        self._wake.set()
+
+    async def _work(self) -> None:
+        while True:
+            while not self._jobs:
+                self._wake.clear()
+                await self._wake.wait()
+            job = self._jobs.popleft()
+            try:
+                await job()
+            except Exception:
+                log.exception("mirror.job_failed")
+            finally:
+                self._busy -= 1
+                if not self._busy:
+                    self._release_cookies()
+
+    def _release_cookies(self) -> None:
+        cookies, self._cookies = self._cookies, []
+        if self._on_cookie is not None:
+            for path in cookies:
+                self._on_cookie(path)
+
+    async def _rescan_all(self) -> None:
+        self._overflow_queued = False
+        if self._pairer is not None:
+            self._pairer.flush()
+        roots = sorted(r for r, root in self._state.roots.items() if root.refs > 0)
+        tops = [r for r in roots if not any(t != r and is_under(r, t) and self._state.tree.is_listed(t)
+                                            for t in roots)]
+        for root in tops:
+            await self._rescan_now(root, None)
+
+    async def _rescan_now(self, root: str, records: Iterable[Record] | None) -> None:
+        s = self._state
+        found = s.roots.get(root)
+        if found is None:
+            raise WatchError(f"{root} is not a watched root")
+        now = time.time_ns()
+        baseline = Baseline(records) if records is not None else None
+        if found.kind == "file":
+            self._emit(self._rescan_file(root, baseline, now))
+            return
+        try:
+            st = os.lstat(root)
+            still_there = stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == found.ident
+        except OSError:
+            still_there = False
+        if not still_there:
+            gone = s.vanish_roots(root, now)
+            gone += s.drop_subtree(root, now, report=False)
+            self._emit(gone)
+            return
+        await self._crawler.crawl(root, report=True, rescan=True, baseline=baseline)
+
+    def _rescan_file(self, root: str, baseline: Baseline | None, now: int) -> list[Change]:
+        tree = self._state.tree
+        item = stat_path(root)
+        before = baseline.children(os.path.dirname(root)).get(root) if baseline is not None else tree.get(root)
+        if item is None:
+            tree.remove_one(root)
+            return [] if before is None else [Change("deleted", root, before[0], now, existed_before=True,
+                                                     rescan=True)]
+        _, kind, size, mtime_ns = item
+        tree.put(root, kind, size, mtime_ns)
+        if before is None:
+            return [Change("created", root, kind, now, rescan=True)]
+        if before != (kind, size, mtime_ns):
+            return [Change("updated", root, kind, now, existed_before=True, rescan=True)]
+        return []

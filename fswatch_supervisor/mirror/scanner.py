@@ -1,0 +1,242 @@
+"""Crawling: watch a directory, then list it, then descend into the subdirectories that are needed.
+
+The watch is taken *before* the listing, so nothing created in between is missed: it is either
+in the listing or reported by an event (the model de-duplicates). One step (watch + list +
+reconcile one directory) is atomic with respect to the event loop; the crawl yields to the loop
+every few hundred directories and logs ``crawl.progress`` every ~2 s on big trees.
+
+Three uses share the walk, differing only in what they report:
+- a new root (``report=False``): the listing is the baseline, nothing is reported;
+- a directory that appeared (created or moved in): whatever the model does not know yet is
+  reported as ``created``;
+- a rescan (``rescan=True``): every directory is listed again and every difference from the
+  model, or from a persisted ``Baseline``, is reported with ``rescan=True``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Final, cast
+
+from fswatch_supervisor.changes import Change, Kind
+from fswatch_supervisor.errors import WatchError, WatchLimitReached, WatchPermission
+from fswatch_supervisor.logs import get_logger
+from fswatch_supervisor.mirror.entries import Stat, kind_of_mode, parent_of
+from fswatch_supervisor.mirror.state import MirrorState
+
+COOKIE_PREFIX: Final = ".fswatch-cookie-"
+YIELD_EVERY_DIRS: Final = 256
+PROGRESS_EVERY_S: Final = 2.0
+
+ScanItem = tuple[str, Kind, int, int]
+
+log = get_logger(__name__)
+
+
+def join(parent: str, name: str) -> str:
+    return "/" + name if parent == "/" else parent + "/" + name
+
+
+def is_cookie(path: str) -> bool:
+    return path.rpartition("/")[2].startswith(COOKIE_PREFIX)
+
+
+def list_dir(path: str, cookies: list[str] | None = None) -> list[ScanItem]:
+    """The entries of ``path`` (lstat: symlinks are reported as themselves, never followed).
+    The supervisor's own sync cookies are never entries; they are appended to ``cookies``."""
+    items: list[ScanItem] = []
+    with os.scandir(path) as it:
+        for entry in it:
+            if entry.name.startswith(COOKIE_PREFIX):
+                if cookies is not None:
+                    cookies.append(join(path, entry.name))
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            items.append((join(path, entry.name), kind_of_mode(st.st_mode), st.st_size, st.st_mtime_ns))
+    return items
+
+
+def stat_path(path: str) -> ScanItem | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return path, kind_of_mode(st.st_mode), st.st_size, st.st_mtime_ns
+
+
+class Baseline:
+    """Persisted records indexed by parent directory: what a rescan after a restart diffs against."""
+
+    __slots__ = ("_by_parent",)
+
+    def __init__(self, records: Iterable[tuple[str, str, int, int]]) -> None:
+        self._by_parent: dict[str, dict[str, Stat]] = {}
+        for path, kind, size, mtime_ns in records:
+            self._by_parent.setdefault(parent_of(path), {})[path] = (cast(Kind, kind), size, mtime_ns)
+
+    def children(self, path: str) -> dict[str, Stat]:
+        return self._by_parent.get(path, {})
+
+    def subtree(self, path: str, kind: Kind) -> list[tuple[str, Kind]]:
+        """``path`` and everything the baseline had below it, children first."""
+        order: list[tuple[str, Kind]] = []
+        stack: list[tuple[str, Kind]] = [(path, kind)]
+        while stack:
+            p, k = stack.pop()
+            order.append((p, k))
+            stack.extend((c, s[0]) for c, s in self.children(p).items())
+        return order[::-1]
+
+
+class _Progress:
+    __slots__ = ("top", "dirs", "files", "started", "_next_log", "limit_hit", "unwatched")
+
+    def __init__(self, top: str) -> None:
+        self.top = top
+        self.dirs = self.files = self.unwatched = 0
+        self.started = self._next_log = time.monotonic()
+        self._next_log += PROGRESS_EVERY_S
+        self.limit_hit: WatchLimitReached | None = None
+
+    def tick(self, files: int) -> None:
+        self.dirs += 1
+        self.files += files
+        now = time.monotonic()
+        if now >= self._next_log:
+            self._next_log = now + PROGRESS_EVERY_S
+            log.info("crawl.progress", dirs=self.dirs, files=self.files, root=self.top)
+
+
+class Crawler:
+    def __init__(self, state: MirrorState, on_cookie: Callable[[str], None]) -> None:
+        self._s = state
+        self._on_cookie = on_cookie
+
+    async def crawl(self, top: str, *, report: bool, rescan: bool = False,
+                    baseline: Baseline | None = None, strict: bool = False) -> None:
+        """Make every needed directory at or below ``top`` listed and watched.
+
+        ``top`` must already be a directory entry. With ``strict`` a failure to watch or read
+        ``top`` itself raises (and leaves no watch behind); otherwise it becomes a ``watch-error``.
+        """
+        tree, progress = self._s.tree, _Progress(top)
+        stack = [top]
+        while stack:
+            d = stack.pop()
+            if tree.kind(d) != "dir" or (d != top and not tree.is_listed(parent_of(d))):
+                continue  # removed or moved while waiting on the stack
+            if tree.is_listed(d) and not rescan:
+                # Already followed for someone else: only its pruned boundary may be new to us.
+                stack.extend(p for p in tree.pruned.under(d) if self._s.needs_dir(p))
+                continue
+            cookies: list[str] = []
+            items = self._visit(d, progress, cookies, strict=strict and d == top)
+            if items is None:
+                continue
+            self._s.emit(self._reconcile(d, items, report=report, rescan=rescan, baseline=baseline))
+            if report:
+                # A cookie whose event was lost (an overflow) is still on disk: a sync waiting
+                # for it must not hang. The facade defers it until this crawl has finished.
+                for cookie in cookies:
+                    self._on_cookie(cookie)
+            for path, kind, _size, _mtime in items:
+                if kind == "dir" and (tree.is_listed(path) or self._s.needs_dir(path)):
+                    stack.append(path)
+            progress.tick(len(items))
+            if progress.dirs % YIELD_EVERY_DIRS == 0:
+                await asyncio.sleep(0)
+        self._finish(progress)
+
+    def _visit(self, d: str, progress: _Progress, cookies: list[str], *, strict: bool) -> list[ScanItem] | None:
+        """Watch then list ``d``; ``None`` when it cannot be followed."""
+        was_listed = self._s.ws.is_listed(d)
+        if progress.limit_hit is not None and not was_listed:
+            progress.unwatched += 1
+            return None
+        try:
+            self._s.ws.hold(d)
+        except WatchLimitReached as exc:
+            if strict:
+                raise
+            progress.limit_hit = exc
+            progress.unwatched += 1
+            return None
+        except WatchError as exc:
+            if strict:
+                raise
+            if not isinstance(exc, WatchPermission):
+                return None  # vanished: the parent's event reports it
+            self._watch_error(d, str(exc))
+            return None
+        try:
+            return list_dir(d, cookies)
+        except OSError as exc:
+            if not was_listed:
+                self._s.ws.drop(d)
+            if isinstance(exc, FileNotFoundError | NotADirectoryError):
+                if strict:
+                    raise WatchError(f"{d} vanished while being watched") from exc
+                return None
+            if strict:
+                raise WatchPermission(f"cannot read directory {d}: {exc.strerror}") from exc
+            self._watch_error(d, f"cannot read directory {d}: {exc.strerror}")
+            return None
+
+    def _reconcile(self, d: str, items: list[ScanItem], *, report: bool, rescan: bool,
+                   baseline: Baseline | None) -> list[Change]:
+        """Make the model's listing of ``d`` equal ``items``; return what changed, if reporting.
+
+        Differences are taken against ``baseline`` when given (the model is then updated silently),
+        else against the model itself."""
+        s, tree = self._s, self._s.tree
+        now = time.time_ns()
+        ref = baseline.children(d) if baseline is not None else None
+        previous = tree.children(d)
+        tree.mark_listed(d)
+        changes: list[Change] = []
+        seen: set[str] = set()
+        for path, kind, size, mtime_ns in items:
+            seen.add(path)
+            old = tree.get(path)
+            if old is not None and old[0] == "dir" and kind != "dir":
+                changes += s.drop_subtree(path, now, report=report and ref is None, rescan=rescan)
+                old = None  # its deletion is reported above
+            tree.put(path, kind, size, mtime_ns)
+            if not report:
+                continue
+            before = ref.get(path) if ref is not None else old
+            if before is None:
+                changes.append(Change("created", path, kind, now, rescan=rescan))
+            elif before[0] != kind:
+                changes.append(Change("deleted", path, before[0], now, existed_before=True, rescan=rescan))
+                changes.append(Change("created", path, kind, now, rescan=rescan))
+            elif kind != "dir" and (before[1], before[2]) != (size, mtime_ns):
+                changes.append(Change("updated", path, kind, now, existed_before=True, rescan=rescan))
+        for path in previous - seen:
+            if path in tree:
+                changes += s.drop_subtree(path, now, report=report and ref is None, rescan=rescan)
+        if baseline is not None and ref is not None and report:
+            for path in ref.keys() - seen:
+                for p, k in baseline.subtree(path, ref[path][0]):
+                    changes.append(Change("deleted", p, k, now, existed_before=True, rescan=rescan))
+        return changes
+
+    def _watch_error(self, d: str, detail: str) -> None:
+        log.warning("watch.error", path=d, detail=detail)
+        self._s.emit([Change("watch-error", d, "dir", time.time_ns(), detail=detail)])
+
+    def _finish(self, progress: _Progress) -> None:
+        elapsed = time.monotonic() - progress.started
+        if progress.limit_hit is not None:
+            detail = (f"{progress.unwatched} directories below {progress.top} (and whatever they contain) "
+                      f"are not watched: {progress.limit_hit}")
+            self._watch_error(progress.top, detail)
+        if elapsed >= PROGRESS_EVERY_S:
+            log.info("crawl.done", dirs=progress.dirs, files=progress.files, root=progress.top,
+                     seconds=round(elapsed, 3))

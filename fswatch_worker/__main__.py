@@ -1,0 +1,5 @@
+import sys
+
+from fswatch_worker.runtime import main
+
+sys.exit(main())

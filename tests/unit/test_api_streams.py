@@ -1,0 +1,200 @@
+"""The SSE machinery in one process: bounded live queues, the subscriber, and the backlog→live seam."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from fswatch_api.sse import encode_event, event_frames
+from fswatch_api.subscriber import RESYNC, LiveEvent, LiveStream, Subscriber
+from fswatch_supervisor import protocol
+from fswatch_supervisor.errors import NotFound
+from fswatch_supervisor.eventmodel import format_id, make_event
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(asyncio.wait_for(coro, 10))
+
+
+def event(seq: int, action: str = "created") -> dict[str, Any]:
+    return make_event(seq, action, f"/t/{seq}", "file", 1_700_000_000_000_000_000 + seq)
+
+
+def live(seq: int, action: str = "created") -> LiveEvent:
+    e = event(seq, action)
+    return LiveEvent(seq, e, encode_event(e))
+
+
+class FakeStore:
+    """``read_events`` over a list, counting reads; ``fail`` makes reads raise."""
+
+    def __init__(self, seqs: list[int], limit: int = 3) -> None:
+        self.events = [event(s) for s in seqs]
+        self.limit = limit
+        self.reads = 0
+        self.fail: Exception | None = None
+
+    async def read(self, after: int | None) -> dict[str, Any]:
+        self.reads += 1
+        if self.fail is not None:
+            raise self.fail
+        items = [e for e in self.events if after is None or int(e["id"]) > after][: self.limit]
+        return {"items": items}
+
+
+async def collect(frames: AsyncIterator[bytes]) -> list[int]:
+    ids = []
+    async for chunk in frames:
+        for line in chunk.decode().splitlines():
+            if line.startswith("id: "):
+                ids.append(int(line[4:]))
+    return ids
+
+
+class TestLiveStream:
+    def test_overflow_closes_a_live_stream(self) -> None:
+        async def go() -> None:
+            stream = LiveStream("w", 3, confirmed=True)
+            stream.reading_store = False
+            assert all(stream.push(live(i)) for i in range(3))
+            assert not stream.push(live(4))
+            assert stream.closed == "overflow"
+            assert await stream.next_batch(10) == []
+        run(go())
+
+    def test_overflow_while_reading_the_store_asks_for_another_read(self) -> None:
+        async def go() -> None:
+            stream = LiveStream("w", 3, confirmed=True)
+            for i in range(5):
+                assert stream.push(live(i))
+            assert stream.closed is None
+            batch = await stream.next_batch(10)
+            assert batch[0] is RESYNC and [b.seq for b in batch[1:] if isinstance(b, LiveEvent)] == [3, 4]
+        run(go())
+
+    def test_next_batch_waits_for_a_push(self) -> None:
+        async def go() -> None:
+            stream = LiveStream("w", 10, confirmed=True)
+            waiter = asyncio.create_task(stream.next_batch(10))
+            await asyncio.sleep(0.01)
+            assert not waiter.done()
+            stream.push(live(1))
+            assert [b.seq for b in await waiter if isinstance(b, LiveEvent)] == [1]
+        run(go())
+
+
+class TestSeam:
+    def test_backlog_then_live_without_gap_or_duplicate(self) -> None:
+        async def go() -> list[int]:
+            store = FakeStore([1, 2, 3, 4, 5])
+            stream = LiveStream("w", 100, confirmed=True)
+            for seq in (4, 5, 6, 7):  # 4 and 5 were published after subscribing, and are also stored
+                stream.push(live(seq))
+            stream.push(live(8, "watcher-deleted"))
+            first = await store.read(None)
+            return await collect(event_frames(store.read, stream, after=None, first_page=first, page_limit=3))
+        assert run(go()) == [1, 2, 3, 4, 5, 6, 7, 8]
+
+    def test_cursor_skips_what_the_client_has(self) -> None:
+        async def go() -> list[int]:
+            store = FakeStore([1, 2, 3, 4, 5])
+            stream = LiveStream("w", 100, confirmed=True)
+            stream.push(live(6, "watcher-deleted"))
+            first = await store.read(3)
+            return await collect(event_frames(store.read, stream, after=3, first_page=first, page_limit=3))
+        assert run(go()) == [4, 5, 6]
+
+    def test_unconfirmed_subscription_rereads_on_its_first_live_event(self) -> None:
+        async def go() -> tuple[list[int], int]:
+            store = FakeStore([1, 2])
+            stream = LiveStream("w", 100, confirmed=False)
+            first = await store.read(None)
+            # 3 and 4 were stored and published before the subscription took effect: only 5 arrives.
+            store.events += [event(3), event(4)]
+            stream.push(live(5))
+            store.events.append(event(5))
+            stream.push(live(6, "watcher-deleted"))
+            ids = await collect(event_frames(store.read, stream, after=None, first_page=first, page_limit=3))
+            return ids, store.reads
+        ids, reads = run(go())
+        assert ids == [1, 2, 3, 4, 5, 6]
+        assert reads == 3  # the first page, then a full catch-up page and an empty one
+
+    def test_resync_marker_rereads_the_store(self) -> None:
+        async def go() -> list[int]:
+            store = FakeStore([1])
+            stream = LiveStream("w", 100, confirmed=True)
+            first = await store.read(None)
+            store.events += [event(2), event(3)]  # published while the link was down
+            stream.needs_catchup = True
+            stream.push(RESYNC)
+            stream.push(live(4, "watcher-deleted"))
+            return await collect(event_frames(store.read, stream, after=None, first_page=first, page_limit=3))
+        assert run(go()) == [1, 2, 3, 4]
+
+    def test_deleted_watcher_still_gets_its_final_event(self) -> None:
+        async def go() -> list[int]:
+            store = FakeStore([1])
+            stream = LiveStream("w", 100, confirmed=False)
+            first = await store.read(None)
+            store.fail = NotFound("gone")
+            stream.push(live(2, "watcher-deleted"))
+            return await collect(event_frames(store.read, stream, after=None, first_page=first, page_limit=3))
+        assert run(go()) == [1, 2]
+
+    def test_closed_stream_ends_the_body(self) -> None:
+        async def go() -> list[int]:
+            store = FakeStore([1])
+            stream = LiveStream("w", 100, confirmed=True)
+            first = await store.read(None)
+            stream.close("shutdown")
+            return await collect(event_frames(store.read, stream, after=None, first_page=first, page_limit=3))
+        assert run(go()) == [1]
+
+
+def test_sse_frame_shape() -> None:
+    frame = encode_event(event(42)).decode()
+    assert frame.startswith(f"id: {format_id(42)}\ndata: {{")
+    assert frame.endswith("}\n\n")
+
+
+@pytest.mark.timeout(20)
+def test_subscriber_fans_out_and_refcounts_topics(tmp_path: Path) -> None:
+    async def go() -> None:
+        context = zmq.asyncio.Context()
+        endpoint = f"ipc://{tmp_path}/pub.ipc"
+        pub = context.socket(zmq.PUB)
+        pub.bind(endpoint)
+        subscriber = Subscriber(context, endpoint, capacity=100, encode=encode_event)
+        reader = asyncio.create_task(subscriber.run())
+        try:
+            await asyncio.wait_for(subscriber.connected.wait(), 5)
+            first, second = subscriber.open("w_a"), subscriber.open("w_a")
+            other = subscriber.open("w_b")
+            assert first.needs_catchup  # nothing has confirmed the subscription yet
+            seq = 0
+            while not len(first):  # a subscription takes effect some time after it is made
+                seq += 1
+                await pub.send_multipart(protocol.encode_event("w_a", event(seq)))
+                await asyncio.sleep(0.01)
+            assert len(second) == len(first) and not len(other)
+            assert not subscriber.open("w_a").needs_catchup  # now confirmed by a delivered message
+            subscriber.release(first)
+            subscriber.release(first)  # idempotent
+            assert subscriber.stream_count == 3
+            subscriber.close_all()
+            assert second.closed == "shutdown" and subscriber.open("w_c").closed == "shutdown"
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            pub.close(linger=0)
+            context.destroy(linger=0)
+    run(go())

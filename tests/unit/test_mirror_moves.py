@@ -1,0 +1,127 @@
+"""Moves within, out of and into the followed set; roots that disappear."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.unit.test_mirror_support import Running, async_test, fdinfo_watches, make_tree
+
+
+@async_test
+async def test_directory_moved_within_tree_is_one_move_and_keeps_its_watches(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    make_tree(root, ["src/pkg/sub", "dst"])
+    async with Running() as r:
+        await r.mirror.add_root(str(root))
+        before = r.mirror.watch_count()
+        os.rename(root / "src" / "pkg", root / "dst" / "pkg")
+        (root / "dst" / "pkg" / "sub" / "new.txt").write_text("x")
+        await r.settle(root / "dst" / "pkg" / "sub")
+        assert r.summary() == [("moved", str(root / "dst" / "pkg")),
+                               ("created", str(root / "dst" / "pkg" / "sub" / "new.txt"))]
+        moved = r.changes[0]
+        assert (moved.from_path, moved.kind, moved.existed_before) == (str(root / "src" / "pkg"), "dir", False)
+        assert r.mirror.watch_count() == before == fdinfo_watches(r.fd)
+        assert r.mirror.is_os_watched(str(root / "dst" / "pkg" / "sub"))
+        assert not r.mirror.is_os_watched(str(root / "src" / "pkg"))
+        paths = [p for p, *_ in r.mirror.entries(str(root))]
+        assert str(root / "dst" / "pkg" / "sub" / "f0.txt") in paths
+        assert not any(p.startswith(str(root / "src" / "pkg")) for p in paths)
+
+
+@async_test
+async def test_directory_moved_out_is_deleted_and_releases_watches(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    make_tree(root, ["a/b"])
+    outside.mkdir()
+    async with Running() as r:
+        await r.mirror.add_root(str(root))
+        assert r.mirror.watch_count() == 3
+        os.rename(root / "a", outside / "a")
+        await r.settle(root)
+        deleted = r.paths("deleted")
+        assert deleted[-1] == str(root / "a")
+        assert set(deleted) == {str(root / "a"), str(root / "a" / "b"), str(root / "a" / "f0.txt"),
+                                str(root / "a" / "b" / "f0.txt")}
+        assert all(c.kind is not None and c.existed_before for c in r.changes)
+        assert r.mirror.watch_count() == 1 == fdinfo_watches(r.fd)
+        (outside / "a" / "later.txt").write_text("")
+        await r.settle(root)
+        assert not r.paths("created")
+
+
+@async_test
+async def test_directory_moved_in_is_created_with_its_contents(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    make_tree(outside, ["a/b/c"], files_per_dir=2)
+    async with Running() as r:
+        await r.mirror.add_root(str(root))
+        os.rename(outside / "a", root / "a")
+        expected = {str(root / p) for p in ("a", "a/f0.txt", "a/f1.txt", "a/b", "a/b/f0.txt", "a/b/f1.txt",
+                                             "a/b/c", "a/b/c/f0.txt", "a/b/c/f1.txt")}
+        await r.wait_for(lambda: expected <= set(r.paths("created")))
+        await r.settle(root / "a" / "b" / "c")
+        assert sorted(r.paths("created")) == sorted(expected)
+        assert r.mirror.watch_count() == 4 == fdinfo_watches(r.fd)
+
+
+@async_test
+async def test_root_deleted(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    make_tree(root, ["a"])
+    async with Running() as r:
+        await r.mirror.add_root(str(root))
+        (root / "a" / "f0.txt").unlink()
+        (root / "a").rmdir()
+        root.rmdir()
+        await r.wait_for(lambda: ("root-deleted", str(root)) in r.summary())
+        assert r.summary()[-1] == ("root-deleted", str(root))
+        await r.wait_for(lambda: fdinfo_watches(r.fd) == 0)
+        assert r.mirror.watch_count() == 0
+        assert list(r.mirror.entries(str(root))) == []
+
+
+@async_test
+async def test_root_moved_away(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    make_tree(root, ["a"])
+    async with Running() as r:
+        await r.mirror.add_root(str(root))
+        os.rename(root, tmp_path / "elsewhere")
+        await r.wait_for(lambda: ("root-deleted", str(root)) in r.summary())
+        assert r.mirror.watch_count() == 0 == fdinfo_watches(r.fd)
+        assert r.summary() == [("root-deleted", str(root))]
+        assert list(r.mirror.entries(str(root))) == []
+
+
+@async_test
+async def test_nested_root_moved_within_outer_root(tmp_path: Path) -> None:
+    outer = tmp_path / "outer"
+    make_tree(outer, ["inner/x"])
+    async with Running() as r:
+        await r.mirror.add_root(str(outer))
+        await r.mirror.add_root(str(outer / "inner"))
+        os.rename(outer / "inner", outer / "renamed")
+        await r.settle(outer)
+        assert ("moved", str(outer / "renamed")) in r.summary()
+        assert ("root-deleted", str(outer / "inner")) in r.summary()
+        assert r.mirror.is_os_watched(str(outer / "renamed" / "x"))
+        assert r.mirror.watch_count() == 3 == fdinfo_watches(r.fd)
+
+
+@async_test
+async def test_file_replaced_by_directory_via_rename(tmp_path: Path) -> None:
+    (tmp_path / "p").write_text("")
+    (tmp_path / "stage").mkdir()
+    (tmp_path / "stage" / "inner").write_text("")
+    async with Running() as r:
+        await r.mirror.add_root(str(tmp_path))
+        (tmp_path / "p").unlink()
+        os.rename(tmp_path / "stage", tmp_path / "p")
+        await r.settle(tmp_path)
+        assert r.summary() == [("deleted", str(tmp_path / "p")), ("moved", str(tmp_path / "p"))]
+        assert (r.changes[1].kind, r.changes[1].from_path) == ("dir", str(tmp_path / "stage"))
+        assert r.mirror.is_os_watched(str(tmp_path / "p"))
+        assert str(tmp_path / "p" / "inner") in [p for p, *_ in r.mirror.entries(str(tmp_path))]

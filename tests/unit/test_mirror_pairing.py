@@ -1,0 +1,50 @@
+"""Move pairing across read boundaries (pure unit: synthetic raw events, a real loop)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fswatch_supervisor.backends.base import RawEvent
+from fswatch_supervisor.mirror.pairing import Move, MovePairer, Op
+from tests.unit.test_mirror_support import async_test
+
+
+def collector() -> tuple[list[Op], MovePairer]:
+    ops: list[Op] = []
+    return ops, MovePairer(asyncio.get_running_loop(), ops.extend, grace_s=0.05)
+
+
+@async_test
+async def test_pairs_within_a_batch_and_keeps_order() -> None:
+    ops, pairer = collector()
+    src, dst = RawEvent("/t/a", "moved_from", cookie=7), RawEvent("/t/b", "moved_to", cookie=7)
+    before, after = RawEvent("/t/x", "created"), RawEvent("/t/y", "created")
+    pairer.feed([before, src, after, dst])
+    assert ops == [before, Move(src, dst), after]
+    assert not pairer.holding
+
+
+@async_test
+async def test_a_move_split_across_reads_is_still_one_move() -> None:
+    ops, pairer = collector()
+    src, dst = RawEvent("/t/a", "moved_from", cookie=9), RawEvent("/t/b", "moved_to", cookie=9)
+    later = RawEvent("/t/a", "created")  # a new /t/a after the move: must come after it
+    pairer.feed([RawEvent("/t/x", "created"), src])
+    assert ops == [RawEvent("/t/x", "created")] and pairer.holding
+    pairer.feed([dst, later])
+    assert ops[1:] == [Move(src, dst), later]
+    await asyncio.sleep(0.08)
+    assert len(ops) == 3, "the grace timer was cancelled"
+
+
+@async_test
+async def test_unpaired_moved_from_is_final_after_the_grace() -> None:
+    ops, pairer = collector()
+    src = RawEvent("/t/a", "moved_from", cookie=3)
+    pairer.feed([src, RawEvent("/t/z", "modified")])
+    assert ops == []
+    await asyncio.sleep(0.08)
+    assert ops == [src, RawEvent("/t/z", "modified")]
+    lone_to = RawEvent("/t/q", "moved_to", cookie=4)
+    pairer.feed([lone_to])
+    assert ops[-1] == lone_to
