@@ -26,6 +26,7 @@ from fswatch_supervisor.cookies import CookieJar
 from fswatch_supervisor.errors import StoreBusy
 from fswatch_supervisor.logs import get_logger
 from fswatch_supervisor.mirror import FsMirror
+from fswatch_supervisor.mirror.entries import Record
 from fswatch_supervisor.pipeline import Pipeline
 from fswatch_supervisor.registry import Registry, outermost
 from fswatch_supervisor.rpc import Publisher, RpcServer
@@ -159,9 +160,8 @@ class Supervisor:
             pipeline.on_changes([Change("root-deleted", root, None, time.time_ns()) for root in sorted(missing)])
         roots = [root for root in outermost(registry.roots()) if root not in missing]
         for root in roots:
-            records = {r[0]: r for key, rs in baseline.items() if key == root or key.startswith(root + "/")
-                       for r in rs}
-            task = asyncio.create_task(mirror.rescan(root, baseline=list(records.values()) if records else None))
+            records = baseline_for(root, baseline)
+            task = asyncio.create_task(mirror.rescan(root, baseline=records))
             service.rescans[root] = task
             try:
                 await task
@@ -175,13 +175,27 @@ class Supervisor:
     async def _housekeeping(self, service: Service, store: EventStore, mirror: FsMirror, pipeline: Pipeline,
                             snapshot_path: Any) -> None:
         saved_at_changes = pipeline.changes_in
-        last_save = time.monotonic()
+        last_save = last_retention = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
             service.expire()
-            store.enforce_retention()
+            if time.monotonic() - last_retention >= 60:  # count and size limits apply on append already
+                store.enforce_retention()
+                last_retention = time.monotonic()
             due = time.monotonic() - last_save >= self.config.snapshot_interval_s
             if service.ready and (service.roots_added or due and pipeline.changes_in != saved_at_changes):
                 mirror.save(snapshot_path)
                 service.roots_added = False
                 saved_at_changes, last_save = pipeline.changes_in, time.monotonic()
+
+
+def baseline_for(root: str, saved: dict[str, list[Record]]) -> list[Record] | None:
+    """The saved records below ``root``; ``None`` when nothing about it was saved (then the rescan
+    can only compare with what ``add_root`` just found), ``[]`` when it was saved empty."""
+    def related(key: str) -> bool:
+        return key == root or key.startswith(root + "/") or root.startswith(key.rstrip("/") + "/")
+    relevant = [records for key, records in saved.items() if related(key)]
+    if not relevant:
+        return None
+    merged = {r[0]: r for records in relevant for r in records if r[0].startswith(root + "/") or r[0] == root}
+    return list(merged.values())

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from fswatch_supervisor.changes import Change
+from fswatch_supervisor.changes import Action, Change
 from fswatch_supervisor.coalesce import Coalescer
 from fswatch_supervisor.registry import Registry
 from fswatch_supervisor.store.eventstore import EventStore, NewEvent
@@ -44,6 +44,10 @@ class Pipeline:
         ready: list[tuple[int | None, Change]] = []
         for change in changes:
             self.changes_in += 1
+            if change.action == "created" and change.existed_before:
+                # Something replaced an existing entry (an atomic save's rename-over): for anyone
+                # who knew the path, that is an update of it.
+                change.action = "updated"
             if change.action in METADATA_ACTIONS:
                 ready.extend(self._flush_all())  # metadata must not overtake what came before it
                 ready.append((None, change))
@@ -197,7 +201,8 @@ def _as_seen_by(watcher: Watcher, change: Change) -> Change | None:
     if selects_to and selects_from:
         return change
     if selects_to:
-        return Change("created", change.path, change.kind, change.time_ns, rescan=change.rescan)
+        arrived: Action = "updated" if change.existed_before else "created"  # e.g. a hidden temp renamed over it
+        return Change(arrived, change.path, change.kind, change.time_ns, rescan=change.rescan)
     if selects_from:
         return Change("deleted", change.from_path, change.kind, change.time_ns, rescan=change.rescan)
     return None

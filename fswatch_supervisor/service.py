@@ -24,6 +24,7 @@ from fswatch_supervisor.errors import (
     NotFound,
     RequestError,
     Unprocessable,
+    WatchError,
     WatchLimitReached,
     WatchPermission,
 )
@@ -107,14 +108,16 @@ class Service:
                 for root in rules.roots:
                     await self.mirror.add_root(root)
                     added.append(root)
-            except (WatchLimitReached, WatchPermission, OSError) as exc:
+            except (WatchError, OSError) as exc:
                 self.registry.remove(watcher.id)
                 for root in added:
                     self.mirror.remove_root(root)
                 self.mirror.release()
                 if isinstance(exc, WatchLimitReached):
                     raise InsufficientStorage(str(exc)) from None
-                raise Forbidden(f"cannot watch {rules.roots[0]}: {exc}") from None
+                if isinstance(exc, WatchPermission | PermissionError):
+                    raise Forbidden(f"cannot watch {rules.roots[0]}: {exc}") from None
+                raise Unprocessable(f"cannot watch {rules.roots[0]}: {exc}") from None
             self.registry.persist_add(watcher)
             self.roots_added = True
         log.info("watcher.created", id=watcher.id, roots=list(rules.roots), coalesce_ms=coalesce_ms)

@@ -51,6 +51,7 @@ class FsMirror:
         self._busy = 0
         self._cookies: list[str] = []
         self._overflow_queued = False
+        self._waiting: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -66,6 +67,8 @@ class FsMirror:
             except asyncio.CancelledError:
                 pass
             self._worker = None
+        for waiter in self._waiting:
+            waiter.cancel()
         if self._pairer is not None:
             self._pairer.close()
         self._backend.close()
@@ -119,18 +122,25 @@ class FsMirror:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         async def job() -> None:
+            # ``done`` may already be cancelled: its awaiting caller went away.
             try:
                 await self._rescan_now(root, baseline)
             except asyncio.CancelledError:
                 done.cancel()
                 raise
             except Exception as exc:
-                done.set_exception(exc)
+                if not done.done():
+                    done.set_exception(exc)
                 return
-            done.set_result(None)
+            if not done.done():
+                done.set_result(None)
 
         self._enqueue(job)
-        await done
+        self._waiting.add(done)
+        try:
+            await done
+        finally:
+            self._waiting.discard(done)
 
     def entries(self, root: str) -> Iterator[Record]:
         """``(path, kind, size, mtime_ns)`` below a directory root, or the file root itself; sorted."""

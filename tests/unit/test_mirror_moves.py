@@ -125,3 +125,21 @@ async def test_file_replaced_by_directory_via_rename(tmp_path: Path) -> None:
         assert (r.changes[1].kind, r.changes[1].from_path) == ("dir", str(tmp_path / "stage"))
         assert r.mirror.is_os_watched(str(tmp_path / "p"))
         assert str(tmp_path / "p" / "inner") in [p for p, *_ in r.mirror.entries(str(tmp_path))]
+
+
+@async_test
+async def test_moves_across_the_pruned_boundary_follow_needs(tmp_path: Path) -> None:
+    make_tree(tmp_path, ["shown/deep", ".hidden/deep"])
+    async with Running(needs_dir=lambda d: "/." not in d) as r:
+        await r.mirror.add_root(str(tmp_path))
+        assert r.mirror.watch_count() == 3
+        os.rename(tmp_path / "shown", tmp_path / ".now-hidden")
+        os.rename(tmp_path / ".hidden", tmp_path / "now-shown")
+        expected = {str(tmp_path / "now-shown" / p) for p in ("f0.txt", "deep", "deep/f0.txt")}
+        await r.wait_for(lambda: expected <= set(r.paths("created")))
+        await r.settle(tmp_path / "now-shown" / "deep")
+        assert [(c.action, c.path) for c in r.changes if c.action == "moved"] == [
+            ("moved", str(tmp_path / ".now-hidden")), ("moved", str(tmp_path / "now-shown"))]
+        assert r.mirror.watch_count() == 3 == fdinfo_watches(r.fd)
+        assert not r.mirror.is_os_watched(str(tmp_path / ".now-hidden"))
+        assert r.mirror.is_os_watched(str(tmp_path / "now-shown" / "deep"))
