@@ -21,7 +21,7 @@ from starlette.middleware import Middleware
 from fswatch_api.auth import PeerAuthMiddleware
 from fswatch_api.metrics import Metrics, MetricsMiddleware
 from fswatch_api.openapi import build_openapi
-from fswatch_api.operations import bind
+from fswatch_api.operations import build_routes
 from fswatch_api.problems import EXCEPTION_HANDLERS
 from fswatch_api.routes import TABLE
 from fswatch_api.settings import ApiSettings
@@ -61,7 +61,7 @@ def begin_drain(app: Starlette) -> None:
 
 
 def create_app(settings: ApiSettings) -> Starlette:
-    routes = [bind(op, handler) for op, handler in TABLE]
+    routes = build_routes(TABLE)
     document = orjson.dumps(build_openapi(TABLE, version=__version__))
     metrics = Metrics()
     drain = Drain()

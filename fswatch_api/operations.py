@@ -24,6 +24,7 @@ from fswatch_supervisor.errors import BadRequest, NotFound
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 _WATCHER_ID = re.compile(WATCHER_ID_PATTERN)
+_TYPE_TAG = re.compile(r"[\[\]]|^(none|function-\w+)$")
 
 Handler = Callable[[Request, Any, Any], Awaitable[Response]]
 
@@ -64,7 +65,8 @@ class Operation:
         return re.findall(r"{(\w+)}", self.path)
 
 
-def bind(op: Operation, handler: Handler) -> Route:
+def bind(op: Operation, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint for one operation: validate, then call ``handler(request, query, body)``."""
     list_fields = _list_fields(op.query) if op.query else frozenset()
 
     async def endpoint(request: Request) -> Response:
@@ -75,7 +77,25 @@ def bind(op: Operation, handler: Handler) -> Route:
         body = await parse_body(request, op.body, required=op.body_required) if op.body else None
         return await handler(request, query, body)
 
-    return Route(op.path, endpoint, methods=[op.method], name=op.operation_id)
+    return endpoint
+
+
+def build_routes(table: list[tuple[Operation, Handler]]) -> list[Route]:
+    """One route per path, dispatching on the method, so a 405 lists every method of the path."""
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+    for op, handler in table:
+        by_path.setdefault(op.path, {})[op.method] = bind(op, handler)
+    routes = []
+    for path, endpoints in by_path.items():
+        if "GET" in endpoints:
+            endpoints["HEAD"] = endpoints["GET"]
+
+        async def dispatch(request: Request, endpoints: dict[str, Any] = endpoints) -> Response:
+            response: Response = await endpoints[request.method](request)
+            return response
+
+        routes.append(Route(path, dispatch, methods=list(endpoints)))
+    return routes
 
 
 def _list_fields(model: type[BaseModel]) -> frozenset[str]:
@@ -128,8 +148,12 @@ class _TooLarge(BadRequest):
 def describe(exc: ValidationError, where: str) -> str:
     """A one-line, readable summary of pydantic's errors (never the offending input in full)."""
     parts = []
-    for error in exc.errors(include_url=False, include_input=False, include_context=False)[:5]:
-        location = ".".join(str(part) for part in error["loc"])
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    # A null branch of an optional field adds "Input should be null" to every real complaint.
+    errors = [e for e in errors if e["type"] != "none_required"] or errors
+    for error in errors[:5]:
+        # Union members appear in ``loc`` as type descriptions ("list[union[...]]"); they are noise.
+        location = ".".join(str(part) for part in error["loc"] if not _TYPE_TAG.search(str(part)))
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "json_invalid":
             parts.append(f"malformed JSON: {message.removeprefix('Invalid JSON: ')}")
@@ -139,7 +163,7 @@ def describe(exc: ValidationError, where: str) -> str:
             parts.append(f"{where} {location!r}: {message}")
         else:
             parts.append(message)
-    more = exc.error_count() - len(parts)
+    more = len(errors) - len(parts)
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 

@@ -17,6 +17,7 @@ EVENT_ID_PATTERN = r"^[0-9]{20}$"
 CURSOR_ID_PATTERN = r"^[0-9]{1,20}$"
 TAG_PATTERN = r"^[^=]+=.*$"
 WATCHER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+RFC3339_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 
 EventId = Annotated[str, Field(pattern=EVENT_ID_PATTERN, examples=["00000000000000000042"])]
 AbsPath = Annotated[str, Field(min_length=1, max_length=4096, examples=["/home/me/project"])]
@@ -52,8 +53,8 @@ class CreateWatcher(_Body):
 
     path: AbsPath | SkipJsonSchema[None] = Field(None, description="Directory or file to watch, recursively; "
                                  'means `[["include-path", path], ["exclude-hidden"]]`.')
-    rules: list[Rule] | SkipJsonSchema[None] = Field(None, min_length=1, max_length=1000,
-                                     description="Rules applied in order; the last matching wins.")
+    rules: Annotated[list[Rule], Field(min_length=1, max_length=1000)] | SkipJsonSchema[None] = Field(
+        None, description="Rules applied in order; the last matching wins.")
     tags: dict[str, str] = Field(default_factory=dict, max_length=100,
                                  description="Arbitrary key/value pairs for later lookup.")
     coalesce_ms: int = Field(50, ge=0, le=3_600_000,
@@ -102,7 +103,7 @@ class DeleteWatchersQuery(_Query):
 class EventsQuery(_Query):
     after: str | None = Field(None, pattern=CURSOR_ID_PATTERN,
                               description="Only events with a greater id (exclusive cursor).")
-    since: str | None = Field(None, max_length=64, examples=["2026-11-24T05:50:00Z"],
+    since: str | None = Field(None, max_length=64, pattern=RFC3339_PATTERN, examples=["2026-11-24T05:50:00Z"],
                               description="Only events with time ≥ since (RFC 3339).")
     limit: int = Field(1000, ge=1, le=10_000)
     wait: float = Field(0, ge=0, le=60, description="Long-poll: seconds to hold an empty answer.")

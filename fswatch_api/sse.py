@@ -119,6 +119,13 @@ async def event_frames(read: Reader, stream: LiveStream, *, after: int | None,
                         yield chunk
                 except NotFound:
                     gone = True  # deleted meanwhile; its final event may be this very item
+                except BusError:
+                    if isinstance(item, LiveEvent):
+                        raise
+                    # A precautionary re-read while the supervisor is away: the reconnection
+                    # will ask for another one, and the next live event re-reads anyway.
+                    stream.needs_catchup = True
+                    continue
                 if isinstance(item, LiveEvent):
                     cursor.take(item, out)
                 if gone or cursor.done():

@@ -52,13 +52,15 @@ Item = LiveEvent | _Resync
 class LiveStream:
     """The live tail of one SSE response: a bounded queue the subscriber fills."""
 
-    __slots__ = ("_items", "_wakeup", "capacity", "closed", "needs_catchup", "reading_store", "topic")
+    __slots__ = ("_items", "_wakeup", "capacity", "closed", "confirmed_at_open", "needs_catchup", "reading_store",
+                 "topic")
 
     def __init__(self, topic: str, capacity: int, *, confirmed: bool) -> None:
         self.topic = topic
         self.capacity = capacity
         self.closed: str | None = None
         self.needs_catchup = not confirmed
+        self.confirmed_at_open = confirmed
         self.reading_store = True
         """Set by the SSE loop while it pages through the store (see ``push``)."""
         self._items: deque[Item] = deque()
@@ -101,6 +103,9 @@ class LiveStream:
         return [self._items.popleft() for _ in range(count)]
 
 
+RECHECK_AFTER_S = (0.25, 1.0, 3.0)
+
+
 class Subscriber:
     """Owns the SUB socket. ``run()`` is the reader; it lives as long as the app's lifespan."""
 
@@ -134,7 +139,17 @@ class Subscriber:
             streams = self._topics[topic] = set()
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
         streams.add(stream)
+        if not stream.confirmed_at_open:
+            self._recheck_later(lambda: [stream] if stream in self._topics.get(topic, ()) else [])
         return stream
+
+    def _recheck_later(self, streams: Callable[[], list[LiveStream]]) -> None:
+        """Queue RESYNC markers a little later too. A subscription takes effect at the PUB socket
+        some time after it is sent, and an event published before that is dropped; if no later
+        event follows, only a re-read of the store reveals it."""
+        loop = asyncio.get_running_loop()
+        for delay in RECHECK_AFTER_S:
+            loop.call_later(delay, lambda: [stream.push(RESYNC) for stream in streams()])
 
     def release(self, stream: LiveStream) -> None:
         """Forget ``stream``; unsubscribe its topic when it was the last. Idempotent."""
@@ -195,6 +210,7 @@ class Subscriber:
             for stream in streams:
                 stream.needs_catchup = True
                 stream.push(RESYNC)
+        self._recheck_later(lambda: [stream for streams in self._topics.values() for stream in streams])
 
     async def _read(self, sock: zmq.asyncio.Socket) -> None:
         while True:

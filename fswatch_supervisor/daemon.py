@@ -184,6 +184,12 @@ class Supervisor:
                 last_retention = time.monotonic()
             due = time.monotonic() - last_save >= self.config.snapshot_interval_s
             if service.ready and (service.roots_added or due and pipeline.changes_in != saved_at_changes):
+                # The model already holds changes that wait in coalescing windows; a snapshot taken
+                # now and a crash before they are stored would hide them from the restart's rescan.
+                if pipeline.stats()["coalescing_pending"]:
+                    if time.monotonic() - last_save < 3 * self.config.snapshot_interval_s:
+                        continue
+                    pipeline.flush()  # never postpone forever under a constant stream of changes
                 mirror.save(snapshot_path)
                 service.roots_added = False
                 saved_at_changes, last_save = pipeline.changes_in, time.monotonic()

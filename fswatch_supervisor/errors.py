@@ -11,7 +11,9 @@ the watch backends, msgpack) are translated where they enter, with ``raise ... f
     │   ├── NotFound            404: unknown watcher
     │   ├── Gone                410: the cursor points before what retention kept
     │   ├── Unprocessable       422: path not absolute, missing, or not a dir/file
-    │   └── InsufficientStorage 507: the OS refused more watches
+    │   ├── InsufficientStorage 507: the OS refused more watches
+    │   ├── Unavailable         503: the supervisor does not answer (front-end only)
+    │   └── SyncTimeout         504: ``sync`` did not settle in time
     ├── StoreError              the event store failed
     │   ├── StoreClosed         our own code closed it
     │   ├── StoreBusy           another process holds the store's lock
@@ -118,10 +120,16 @@ class Unavailable(RequestError):
     type_slug = "supervisor-unavailable"
 
 
+class SyncTimeout(RequestError):
+    status = 504
+    title = "Gateway Timeout"
+    type_slug = "sync-timeout"
+
+
 _BY_STATUS: dict[int, type[RequestError]] = {
     cls.status: cls
     for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Gone, Unprocessable, InsufficientStorage,
-                Unavailable)
+                Unavailable, SyncTimeout)
 }
 
 

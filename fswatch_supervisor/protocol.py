@@ -27,7 +27,7 @@ Ops and their arguments (ids are the public 20-digit strings; absent means the d
     snapshot         id, limit, cursor                                   -> {"items", "next", "after"}
     explain          id, path                                            -> {"path", "selected", "rule",
                                                                              "os_watched"}
-    sync             id, timeout (seconds)                               -> {"latest_event_id"}
+    sync             id, timeout_s (seconds)                             -> {"latest_event_id"}
     status           -> counters and gauges for /metrics (see Supervisor.status)
 """
 

@@ -22,7 +22,7 @@ from fswatch_supervisor.errors import (
     Gone,
     InsufficientStorage,
     NotFound,
-    RequestError,
+    SyncTimeout,
     Unprocessable,
     WatchError,
     WatchLimitReached,
@@ -106,7 +106,7 @@ class Service:
             added: list[str] = []
             try:
                 for root in rules.roots:
-                    await self.mirror.add_root(root)
+                    await self.mirror.add_root(root, all_or_nothing=True)
                     added.append(root)
             except (WatchError, OSError) as exc:
                 self.registry.remove(watcher.id)
@@ -245,9 +245,9 @@ class Service:
                 "os_watched": self.mirror.is_os_watched(directory)}
 
     async def op_sync(self, args: dict[str, Any]) -> dict[str, Any]:
-        arg.only_keys(args, {"id", "timeout"})
+        arg.only_keys(args, {"id", "timeout_s"})
         watcher = self._watcher(args)
-        timeout = arg.number(args, "timeout", 30.0, 0.1, 300.0)
+        timeout = arg.number(args, "timeout_s", 30.0, 0.001, 300.0)
         deadline = time.monotonic() + timeout
         pending = [t for root, t in self.rescans.items() if not t.done() and _related(root, watcher)]
         try:
@@ -257,8 +257,7 @@ class Service:
                            if self.mirror.is_os_watched(d := root if os.path.isdir(root) else os.path.dirname(root))]
             await self.cookies.round_trip(directories, max(0.1, deadline - time.monotonic()))
         except TimeoutError:
-            raise RequestError.from_dict({"status": 504, "detail": f"sync did not settle within "
-                                          f"{timeout:g} s"}) from None
+            raise SyncTimeout(f"changes did not settle within {timeout:g} s") from None
         # Changes observed before the cookie sit in windows that close by now + coalesce_ms.
         await sleep_until_ns(time.time_ns() + watcher.coalesce_ms * 1_000_000 + 1_000_000)
         self.pipeline.run_due()

@@ -34,6 +34,7 @@ class WorkerConfig:
     stream_queue_limit: int
     keepalive_s: float
     graceful_timeout_s: float
+    rpc_timeout_s: float
 
     @property
     def loopback_only(self) -> bool:
@@ -60,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stream-queue-limit", type=int, default=int(os.environ.get(
         "FSWATCH_STREAM_QUEUE_LIMIT", "10000")), help="close an SSE stream this many events behind")
     parser.add_argument("--keepalive", type=float, default=10.0, help="seconds between SSE keep-alives (≤ 15)")
+    parser.add_argument("--rpc-timeout", type=float, default=10.0,
+                        help="seconds to wait for the supervisor before answering 503")
     parser.add_argument("--graceful-timeout", type=float, default=5.0,
                         help="seconds open responses get to finish on SIGTERM")
     return parser
@@ -75,11 +78,13 @@ def parse_args(argv: list[str] | None = None) -> WorkerConfig:
         raise ConfigError("--keepalive must be in (0, 15] seconds")
     if (args.rpc is None) != (args.pub is None):
         raise ConfigError("give both --rpc and --pub, or neither")
+    if args.rpc_timeout <= 0 or args.graceful_timeout < 0:
+        raise ConfigError("--rpc-timeout must be positive and --graceful-timeout not negative")
     state_dir = (args.state_dir or default_state_dir()).expanduser().absolute()
     endpoints = Endpoints(args.rpc, args.pub) if args.rpc else Endpoints.resolve(state_dir)
     return WorkerConfig(
         port=args.port, host=args.host, unix_socket=args.unix_socket, state_dir=state_dir,
         endpoints=endpoints, parent_pid=args.parent_pid, log_level=args.log_level,
         access_log=args.access_log, stream_queue_limit=args.stream_queue_limit,
-        keepalive_s=args.keepalive, graceful_timeout_s=args.graceful_timeout,
+        keepalive_s=args.keepalive, graceful_timeout_s=args.graceful_timeout, rpc_timeout_s=args.rpc_timeout,
     )

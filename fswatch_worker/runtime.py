@@ -155,7 +155,8 @@ def settings_for(config: WorkerConfig) -> ApiSettings:
         log.warning("no bearer token; only the daemon's own user on loopback can connect", error=str(exc))
         token = None
     return ApiSettings(state_dir=config.state_dir, endpoints=config.endpoints, token=token,
-                       stream_queue_limit=config.stream_queue_limit, keepalive_s=config.keepalive_s)
+                       stream_queue_limit=config.stream_queue_limit, keepalive_s=config.keepalive_s,
+                       rpc_timeout_s=config.rpc_timeout_s, health_timeout_s=min(2.0, config.rpc_timeout_s))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from typing import Any
 
@@ -24,12 +23,11 @@ from fswatch_api.schemas import (
 from fswatch_api.settings import ApiSettings
 from fswatch_api.sse import StreamResponse, event_frames
 from fswatch_api.subscriber import Subscriber
-from fswatch_supervisor.errors import BadRequest, RequestError, Unavailable
+from fswatch_supervisor.errors import BadRequest, Unavailable
 from fswatch_supervisor.eventmodel import parse_id, parse_time
 
 RPC_GRACE_S = 5.0
 """How much longer than a long-poll's own wait the front-end waits for the supervisor's answer."""
-SUPERVISOR_SYNC_S = 30.0
 
 
 def _cursor(name: str, text: str | None) -> int | None:
@@ -103,20 +101,9 @@ async def explain(request: Request, query: ExplainQuery, _body: None) -> Respons
 
 
 async def sync(request: Request, _query: None, body: SyncBody) -> Response:
-    # The supervisor gives up (504) after its own 30 s default; a shorter deadline is kept here.
-    try:
-        result = await asyncio.wait_for(
-            call(request, "sync", timeout=SUPERVISOR_SYNC_S + RPC_GRACE_S, id=request.path_params["id"]),
-            body.timeout_s)
-    except TimeoutError:
-        raise SyncTimeout(f"changes did not settle within {body.timeout_s:g} s") from None
-    return json_response(result)
-
-
-class SyncTimeout(RequestError):
-    status = 504
-    title = "Gateway Timeout"
-    type_slug = "sync-timeout"
+    # The supervisor answers 504 itself when the changes do not settle within timeout_s.
+    return json_response(await call(request, "sync", timeout=body.timeout_s + RPC_GRACE_S,
+                                    id=request.path_params["id"], timeout_s=body.timeout_s))
 
 
 EVENTS = Operation(

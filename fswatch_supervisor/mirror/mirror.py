@@ -73,12 +73,14 @@ class FsMirror:
             self._pairer.close()
         self._backend.close()
 
-    async def add_root(self, root: str) -> None:
+    async def add_root(self, root: str, *, all_or_nothing: bool = False) -> None:
         """Follow ``root`` (a directory, recursively as ``needs_dir`` allows, or a single file).
 
         Only what is not already followed is crawled; nothing found is reported. Raises
         ``WatchLimitReached``/``WatchPermission``/``WatchError`` for the root itself and then
-        leaves nothing behind; below the root, failures become ``watch-error`` changes."""
+        leaves nothing behind; below the root, failures become ``watch-error`` changes — except
+        the watch limit with ``all_or_nothing``, which raises too (the caller, having dropped
+        its need, calls ``release()`` to free what the partial crawl added)."""
         st = self._lstat_root(root)
         kind = kind_of_mode(st.st_mode)
         ident = (st.st_dev, st.st_ino)
@@ -97,7 +99,7 @@ class FsMirror:
         # Registered first, so that a release() running during the crawl keeps what it adds.
         s.register_root(root, "dir", ident)
         try:
-            await self._crawler.crawl(root, report=False, strict=True)
+            await self._crawler.crawl(root, report=False, strict=True, limit_fatal=all_or_nothing)
         except WatchError:
             self.remove_root(root)
             if s.roots.get(root) is not None and s.roots[root].refs <= 0:

@@ -119,11 +119,13 @@ class Crawler:
         self._on_cookie = on_cookie
 
     async def crawl(self, top: str, *, report: bool, rescan: bool = False,
-                    baseline: Baseline | None = None, strict: bool = False) -> None:
+                    baseline: Baseline | None = None, strict: bool = False, limit_fatal: bool = False) -> None:
         """Make every needed directory at or below ``top`` listed and watched.
 
         ``top`` must already be a directory entry. With ``strict`` a failure to watch or read
         ``top`` itself raises (and leaves no watch behind); otherwise it becomes a ``watch-error``.
+        With ``limit_fatal`` the watch limit raises wherever it is hit (a watcher being created
+        must be whole or not at all); the caller releases what was added.
         """
         tree, progress = self._s.tree, _Progress(top)
         stack = [top]
@@ -136,7 +138,7 @@ class Crawler:
                 stack.extend(p for p in tree.pruned.under(d) if self._s.needs_dir(p))
                 continue
             cookies: list[str] = []
-            items = self._visit(d, progress, cookies, strict=strict and d == top)
+            items = self._visit(d, progress, cookies, strict=strict and d == top, limit_fatal=limit_fatal)
             if items is None:
                 continue
             self._s.emit(self._reconcile(d, items, report=report, rescan=rescan, baseline=baseline))
@@ -153,7 +155,8 @@ class Crawler:
                 await asyncio.sleep(0)
         self._finish(progress)
 
-    def _visit(self, d: str, progress: _Progress, cookies: list[str], *, strict: bool) -> list[ScanItem] | None:
+    def _visit(self, d: str, progress: _Progress, cookies: list[str], *, strict: bool,
+               limit_fatal: bool = False) -> list[ScanItem] | None:
         """Watch then list ``d``; ``None`` when it cannot be followed."""
         was_listed = self._s.ws.is_listed(d)
         if progress.limit_hit is not None and not was_listed:
@@ -162,7 +165,7 @@ class Crawler:
         try:
             self._s.ws.hold(d)
         except WatchLimitReached as exc:
-            if strict:
+            if strict or limit_fatal:
                 raise
             progress.limit_hit = exc
             progress.unwatched += 1

@@ -147,11 +147,13 @@ def test_stopping_the_front_end_ends_its_streams(own_worker: WorkerProc, tree: P
     assert own_worker.popen is not None and own_worker.popen.wait(10) == 0
 
 
+@pytest.mark.timeout(60)
 def test_stream_survives_a_supervisor_restart(tmp_path: Path, tree: Path) -> None:
+    """What was published while the front-end's subscription was down is read back from the store."""
     state = tmp_path / "restart"
     state.mkdir()
     supervisor = start_supervisor(state, log_dir=tmp_path)
-    worker = start_worker(state, log_dir=tmp_path)
+    worker = start_worker(state, None, "--rpc-timeout", "1", log_dir=tmp_path)
     try:
         with httpx.Client(base_url=worker.base_url, timeout=15) as http:
             watcher = make_watcher(http, tree)
@@ -159,8 +161,9 @@ def test_stream_survives_a_supervisor_restart(tmp_path: Path, tree: Path) -> Non
                 stream = events(response)
                 (tree / "one").write_text("x")
                 assert next(stream)["path"] == str(tree / "one")
-                supervisor.kill9()
+                supervisor.stop()
                 assert http.get("/healthz").status_code == 503
+                assert http.get(f"/watchers/{watcher}").status_code == 503
                 (tree / "while-down").write_text("x")
                 supervisor = start_supervisor(state, log_dir=tmp_path)
                 wait_until(lambda: http.get("/healthz").status_code == 200, message="front-end to reconnect")

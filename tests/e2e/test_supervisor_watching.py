@@ -180,7 +180,7 @@ def test_overflow_is_an_event_followed_by_a_complete_rescan(supervisor: Supervis
                            check=True)
         finally:
             os.kill(supervisor.pid, signal.SIGCONT)
-        rpc.call("sync", id=wid, timeout=120)
+        rpc.call("sync", id=wid, timeout_s=120, timeout=130)
         events = events_of(rpc, wid)
     assert any(e["action"] == "overflow" and e["path"] == str(tree) for e in events)
     created = {e["path"] for e in events if e["action"] == "created"}
