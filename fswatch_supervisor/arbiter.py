@@ -89,15 +89,13 @@ class Arbiter:
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
     async def _announce_when_listening(self, spec: WorkerSpec) -> None:
+        """Set ``first_ready`` once the front-end answers ``/healthz`` with 200 (it is ready: bound,
+        subscribed and talking to the supervisor), not merely accepting connections."""
         for _ in range(600):
-            try:
-                _reader, writer = await asyncio.open_connection(spec.host, spec.port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            self.first_ready.set()
-            return
+            if await _healthz_ok(spec.host, spec.port):
+                self.first_ready.set()
+                return
+            await asyncio.sleep(0.05)
 
     async def stop_all(self) -> None:
         """SIGTERM every worker, wait up to the graceful timeout, then SIGKILL what is left."""
@@ -114,3 +112,18 @@ class Arbiter:
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
             await asyncio.gather(*(p.wait() for p in processes))
+
+
+async def _healthz_ok(host: str, port: int) -> bool:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        writer.write(f"GET /healthz HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        status_line = await asyncio.wait_for(reader.readline(), 2.0)
+        return b" 200 " in status_line
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()

@@ -119,3 +119,23 @@ def test_sigterm_stops_every_process(serve: tuple[Proc, int]) -> None:
     assert proc.popen.wait(20) == 0
     _, alive = psutil.wait_procs(family, timeout=10)
     assert not alive
+
+
+def test_systemd_hears_ready_once_a_front_end_answers(tmp_path: Path, state_dir: Path) -> None:
+    import socket
+
+    notify_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify_path))
+    listener.settimeout(30)
+    port = free_port()
+    proc = Proc([sys.executable, "-m", "fswatch_supervisor", "serve", "--port", str(port),
+                 "--state-dir", str(state_dir)], tmp_path / "serve.log",
+                env={"NOTIFY_SOCKET": str(notify_path)}).start()
+    try:
+        message = listener.recv(4096).decode()
+        assert message == "READY=1"
+        assert _healthy(port), "READY=1 came before the front-end answered"
+    finally:
+        proc.stop()
+        listener.close()
