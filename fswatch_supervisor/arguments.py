@@ -5,6 +5,7 @@ Every failure is a ``BadRequest`` that names the argument and what was wrong wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fswatch_supervisor.errors import BadRequest
@@ -65,20 +66,18 @@ def tag_map(args: dict[str, Any], key: str) -> dict[str, str]:
 
 
 def event_id(args: dict[str, Any], key: str) -> int | None:
-    value = args.get(key)
-    if value is None:
-        return None
-    try:
-        return parse_id(value)
-    except ValueError as exc:
-        raise BadRequest(f"{key}: {exc}") from None
+    return _parsed(args, key, parse_id)
 
 
 def timestamp(args: dict[str, Any], key: str) -> int | None:
+    return _parsed(args, key, parse_time)
+
+
+def _parsed(args: dict[str, Any], key: str, parse: Callable[[str], int]) -> int | None:
     value = args.get(key)
     if value is None:
         return None
     try:
-        return parse_time(value)
+        return parse(value)
     except ValueError as exc:
         raise BadRequest(f"{key}: {exc}") from None
