@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import msgpack
@@ -147,7 +148,8 @@ def test_long_poll_returns_when_an_event_arrives(supervisor: SupervisorProc, tre
     with supervisor.client() as rpc:
         wid = rpc.call("create_watcher", path=str(tree), coalesce_ms=0)["id"]
         latest = rpc.call("sync", id=wid)["latest_event_id"]
-        threading.Timer(0.3, lambda: (tree / "late.txt").write_text("x")).start()
+        # Created empty: one raw change, so exactly one event at coalesce_ms 0.
+        threading.Timer(0.3, lambda: os.close(os.open(tree / "late.txt", os.O_CREAT | os.O_WRONLY))).start()
         started = time.monotonic()
         page = rpc.call("read_events", id=wid, after=latest, wait=10, timeout=20)
         assert page["items"] and page["items"][0]["path"] == str(tree / "late.txt")
