@@ -197,3 +197,21 @@ def test_root_deleted_is_an_event(supervisor: SupervisorProc, tree: Path) -> Non
         wait_until(lambda: any(e["action"] == "root-deleted" for e in events_of(rpc, wid)), 10, 0.05,
                    "root-deleted")
         assert rpc.call("ping")["ready"] is True
+
+
+def test_the_portable_watchdog_backend_serves_the_same_events(state_dir: Path, tree: Path, tmp_path: Path) -> None:
+    proc = start_supervisor(state_dir, "--backend", "watchdog", log_dir=tmp_path)
+    try:
+        with proc.client() as rpc:
+            wid = rpc.call("create_watcher", path=str(tree), coalesce_ms=0)["id"]
+            (tree / "sub").mkdir()
+            (tree / "sub" / "a.txt").write_text("1")
+            rpc.call("sync", id=wid)
+            (tree / "sub" / "a.txt").unlink()
+            rpc.call("sync", id=wid)
+            seen = {(e["action"], e["path"]) for e in events_of(rpc, wid)}
+        assert ("created", str(tree / "sub")) in seen
+        assert ("created", str(tree / "sub" / "a.txt")) in seen
+        assert ("deleted", str(tree / "sub" / "a.txt")) in seen
+    finally:
+        proc.stop()
