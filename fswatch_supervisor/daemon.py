@@ -75,6 +75,7 @@ class Supervisor:
         cookies = CookieJar()
         mirror = FsMirror(open_backend(config.backend), needs_dir=registry.needs_dir,
                           on_changes=pipeline.on_changes, on_cookie=cookies.on_cookie)
+        pipeline.entries_below = mirror.entries
         await mirror.start()
         service = Service(registry, store, mirror, pipeline, cookies)
         rpc = RpcServer(async_context, self.endpoints.rpc,

@@ -23,8 +23,8 @@ KINDS: Final = frozenset({"file", "dir", "symlink", "other"})
 
 
 def format_id(seq: int) -> str:
-    """The public 20-digit zero-padded form of a sequence number."""
-    return f"{seq:0{ID_WIDTH}d}"
+    """The public 20-digit (``ID_WIDTH``) zero-padded form of a sequence number."""
+    return str(seq).zfill(ID_WIDTH)  # twice as fast as an f-string format spec, on every served event
 
 
 def parse_id(text: str) -> int:
@@ -44,7 +44,7 @@ def now_ns() -> int:
 def format_time(ns: int) -> str:
     """RFC 3339 UTC with microseconds, e.g. ``2026-11-24T05:50:01.020304Z``."""
     seconds, rest = divmod(ns, 1_000_000_000)
-    return f"{_second_stamp(seconds)}.{rest // 1000:06d}Z"
+    return "%s.%06dZ" % (_second_stamp(seconds), rest // 1000)  # noqa: UP031 - faster than the f-string
 
 
 @functools.lru_cache(maxsize=4096)

@@ -5,6 +5,13 @@ merged once per distinct window, not once per watcher. Routing then asks only th
 include roots are ancestors of the path (the registry's root index) and applies their rules. One
 stored record serves every watcher that sees the same event; it is written before it is published
 or handed to a waiting long-poll, so an id a client has seen is never lost.
+
+A directory moved inside the followed set is one ``moved`` from the mirror, but a watcher's rules can
+select different entries below its old and its new name (``cache/**`` excluded, ``cache`` renamed;
+a hidden directory that another watcher keeps listed renamed to a visible name). So the entries below
+a moved directory are captured when the move arrives, and routing adds what the watcher needs to stay
+exact: ``deleted`` for entries it saw only under the old name (before the move, children first),
+``created`` for entries it sees only under the new one (after, parents first).
 """
 
 from __future__ import annotations
@@ -12,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
-from fswatch_supervisor.changes import Action, Change
+from fswatch_supervisor.changes import Action, Change, Kind
 from fswatch_supervisor.coalesce import Coalescer
 from fswatch_supervisor.registry import Registry
 from fswatch_supervisor.store.eventstore import EventStore, NewEvent
@@ -22,6 +29,10 @@ from fswatch_supervisor.watchers import Watcher
 
 METADATA_ACTIONS = frozenset({"overflow", "root-deleted", "watch-error"})
 Publish = Callable[[str, dict[str, Any]], None]
+EntriesBelow = Callable[[str], Iterable[tuple[str, str, int, int]]]
+"""The mirror's records (path, kind, size, mtime_ns) strictly below a directory, sorted by path."""
+Carried = list[tuple[str, Kind]]
+"""The entries below a moved directory, as (path relative to it with a leading '/', kind)."""
 
 
 class Pipeline:
@@ -32,6 +43,9 @@ class Pipeline:
         self._coalescers: dict[int, Coalescer] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self.entries_below: EntriesBelow | None = None
+        self._carried: dict[int, dict[str, Carried]] = {}
+        """Per window, per destination: the entries below a directory moved there and not yet routed."""
         self.changes_in = 0
         self.events_stored = 0
         self.events_published = 0
@@ -52,10 +66,23 @@ class Pipeline:
                 ready.extend(self._flush_all())  # metadata must not overtake what came before it
                 ready.append((None, change))
                 continue
-            for window in self._windows_for(change):
+            windows = self._windows_for(change)
+            if change.action == "moved" and change.kind == "dir" and windows:
+                self._carry(change.path, windows)
+            for window in windows:
                 ready.extend((window, out) for out in self._coalescer(window).add(change, now))
         self._deliver(ready)
         self._arm_timer()
+
+    def _carry(self, directory: str, windows: set[int]) -> None:
+        if self.entries_below is None:
+            return
+        # Taken now, while the model holds the subtree the move carried: by the time a window closes
+        # it may have moved on. Empty when the mirror will crawl the directory and report its contents.
+        cut = len(directory)
+        carried = [(path[cut:], cast(Kind, kind)) for path, kind, _, _ in self.entries_below(directory)]
+        for window in windows:
+            self._carried.setdefault(window, {})[directory] = carried
 
     def _windows_for(self, change: Change) -> set[int]:
         windows = {w.coalesce_ms for w in self._registry.covering(change.path)}
@@ -102,39 +129,44 @@ class Pipeline:
     # -- routing ----------------------------------------------------------------------------
 
     def _deliver(self, ready: Iterable[tuple[int | None, Change]]) -> None:
-        # One record per (change, what a watcher sees of it); watchers that see the same share it.
-        batch: dict[tuple[int, str, str], tuple[Change, list[str]]] = {}
+        # One record per (change, what a watcher sees of it); watchers that see the same events share
+        # them. Keyed by the whole sequence a change becomes, so each watcher's order is kept.
+        batch: dict[tuple[object, ...], tuple[list[Change], list[str]]] = {}
         for position, (window, change) in enumerate(ready):
-            for watcher, event in self._route(window, change):
-                key = (position, event.action, event.path)
+            for watcher, events in self._route(window, change):
+                key = (position, *((e.action, e.path, e.from_path, e.kind) for e in events))
                 entry = batch.get(key)
                 if entry is None:
-                    batch[key] = (event, [watcher.id])
+                    batch[key] = (events, [watcher.id])
                 else:
                     entry[1].append(watcher.id)
+        for window, carried in self._carried.items():
+            if carried and self.pending(window) == 0:
+                carried.clear()  # moves that netted to nothing (moved and back) leave no capture behind
         if batch:
             self.emit([
                 NewEvent(action=event.action, path=event.path, kind=event.kind, time_ns=event.time_ns,
                          watchers=tuple(ids), from_path=event.from_path, rescan=event.rescan,
                          detail=event.detail)
-                for event, ids in batch.values()
+                for events, ids in batch.values() for event in events
             ])
 
-    def _route(self, window: int | None, change: Change) -> Iterable[tuple[Watcher, Change]]:
+    def _route(self, window: int | None, change: Change) -> Iterable[tuple[Watcher, list[Change]]]:
         if window is None:
-            yield from self._route_metadata(change)
+            yield from ((watcher, [event]) for watcher, event in self._route_metadata(change))
             return
         seen: set[str] = set()
         candidates = self._registry.covering(change.path)
         if change.from_path is not None:
-            candidates = candidates + self._registry.covering(change.from_path)
+            candidates += self._registry.covering(change.from_path)
+        carried = self._carried.get(window, {}).pop(change.path, None) if change.kind == "dir" else None
         for watcher in candidates:
             if watcher.coalesce_ms != window or watcher.id in seen:
                 continue
             seen.add(watcher.id)
-            event = _as_seen_by(watcher, change)
-            if event is not None:
-                yield watcher, event
+            events = _as_seen_by(watcher, change, carried or [])
+            if events:
+                yield watcher, events
 
     def _route_metadata(self, change: Change) -> Iterable[tuple[Watcher, Change]]:
         for watcher in self._registry.all():
@@ -192,17 +224,34 @@ class Pipeline:
         }
 
 
-def _as_seen_by(watcher: Watcher, change: Change) -> Change | None:
-    """The change as this watcher sees it: a move across its edge becomes created or deleted."""
-    selects_to = watcher.covers(change.path) and watcher.rules.selects(change.path)
-    if change.action != "moved" or change.from_path is None:
-        return change if selects_to else None
-    selects_from = watcher.covers(change.from_path) and watcher.rules.selects(change.from_path)
+def _as_seen_by(watcher: Watcher, change: Change, carried: Carried) -> list[Change]:
+    """The change as this watcher sees it: a move across its edge becomes created or deleted, and
+    for a moved directory, the entries below it whose selection the move changed."""
+    def sees(path: str) -> bool:
+        return watcher.covers(path) and watcher.rules.selects(path)
+
+    def below(action: Action, top: str, entries: Iterable[tuple[str, Kind]]) -> list[Change]:
+        return [Change(action, top + rel, kind, change.time_ns, rescan=change.rescan) for rel, kind in entries]
+
+    selects_to = sees(change.path)
+    source = change.from_path if change.action == "moved" else None
+    if source is None:
+        if not selects_to:
+            return []
+        # A directory that arrived by a move the coalescer folded into created/updated.
+        return [change, *below("created", change.path, [(r, k) for r, k in carried if sees(change.path + r)])]
+    selects_from = sees(source)
+    at_from = [sees(source + rel) for rel, _ in carried]
+    at_to = [sees(change.path + rel) for rel, _ in carried]
+    gone = below("deleted", source, [e for e, old, new in zip(carried, at_from, at_to, strict=True)
+                                     if old and not (new and selects_to and selects_from)][::-1])
+    came = below("created", change.path, [e for e, old, new in zip(carried, at_from, at_to, strict=True)
+                                          if new and not (old and selects_to and selects_from)])
     if selects_to and selects_from:
-        return change
+        return [*gone, change, *came]
     if selects_to:
         arrived: Action = "updated" if change.existed_before else "created"  # e.g. a hidden temp renamed over it
-        return Change(arrived, change.path, change.kind, change.time_ns, rescan=change.rescan)
+        return [*gone, Change(arrived, change.path, change.kind, change.time_ns, rescan=change.rescan), *came]
     if selects_from:
-        return Change("deleted", change.from_path, change.kind, change.time_ns, rescan=change.rescan)
-    return None
+        return [*gone, Change("deleted", source, change.kind, change.time_ns, rescan=change.rescan), *came]
+    return [*gone, *came]

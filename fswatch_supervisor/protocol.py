@@ -24,6 +24,7 @@ Ops and their arguments (ids are the public 20-digit strings; absent means the d
     read_events      id, after, since (RFC 3339), limit, wait (seconds)  -> {"items", "next_after",
                                                                              "oldest_event_id",
                                                                              "latest_event_id"}
+                     format="json": the same page as a JSON document     -> {"json": bytes}
     snapshot         id, limit, cursor                                   -> {"items", "next", "after"}
     explain          id, path                                            -> {"path", "selected", "rule",
                                                                              "os_watched"}

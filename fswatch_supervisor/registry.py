@@ -24,10 +24,10 @@ def ancestors(path: str) -> Iterator[str]:
         yield path
         if path == "/":
             return
-        parent = os.path.dirname(path)
-        if parent == path:
+        cut = path.rfind("/")
+        if cut < 0:
             return
-        path = parent
+        path = path[:cut] or "/"
 
 
 def outermost(roots: list[str]) -> list[str]:
@@ -48,6 +48,8 @@ class Registry:
         self._file_root_parents: dict[str, int] = {}
         self._file_parents_of: dict[str, list[str]] = {}
         self._serial = 0
+        self._covering_dirs: dict[str, tuple[Watcher, ...]] = {}
+        """``covering()`` of directories, the hot lookup of routing; dropped whenever watchers change."""
 
     def open(self) -> list[Watcher]:
         """Replay the log; return the restored watchers in creation order."""
@@ -75,6 +77,7 @@ class Registry:
 
     def add(self, watcher: Watcher) -> None:
         self._watchers[watcher.id] = watcher
+        self._covering_dirs.clear()
         for root in watcher.roots:
             self._by_root.setdefault(root, []).append(watcher)
             if not os.path.isdir(root):
@@ -85,6 +88,7 @@ class Registry:
 
     def remove(self, watcher_id: str) -> Watcher:
         watcher = self._watchers.pop(watcher_id)
+        self._covering_dirs.clear()
         for root in watcher.roots:
             bucket = self._by_root.get(root, [])
             if watcher in bucket:
@@ -130,14 +134,23 @@ class Registry:
             chosen = [w for w in chosen if all(w.tags.get(k) == v for k, v in tags.items())]
         return sorted(chosen, key=lambda w: w.serial)
 
-    def covering(self, path: str) -> list[Watcher]:
+    def covering(self, path: str) -> tuple[Watcher, ...]:
         """Watchers having an include root at ``path`` or above it."""
-        found: list[Watcher] = []
-        for candidate in ancestors(path):
-            bucket = self._by_root.get(candidate)
-            if bucket:
-                found.extend(bucket)
-        return found
+        if path == "/":
+            return tuple(self._by_root.get("/", ()))
+        cut = path.rfind("/")
+        above = self._covering_dir(path[:cut] or "/")
+        here = self._by_root.get(path)
+        return above + tuple(here) if here else above
+
+    def _covering_dir(self, directory: str) -> tuple[Watcher, ...]:
+        cached = self._covering_dirs.get(directory)
+        if cached is None:
+            if len(self._covering_dirs) > 200_000:
+                self._covering_dirs.clear()
+            cached = self._covering_dirs[directory] = tuple(
+                w for candidate in reversed(list(ancestors(directory))) for w in self._by_root.get(candidate, ()))
+        return cached
 
     def roots(self) -> list[str]:
         return list(self._by_root)

@@ -1,7 +1,8 @@
 """The native Linux backend: inotify through ctypes, one file descriptor for every watch.
 
-The fd is non-blocking and registered with ``loop.add_reader``; each readiness reads in big chunks
-until ``EAGAIN`` and delivers one batch. The mask never includes open/close/access: those events
+A drain thread (``drain.py``) reads the fd in big chunks as soon as it is readable and hands the
+raw bytes to the loop, which parses them into one batch per hand-over; so a busy loop never lets
+the kernel queue overflow. The mask never includes open/close/access: those events
 are pure noise for a mirror and, on a crawl of a 5,000-directory tree, they alone overflowed the
 kernel queue (watchdog's default mask).
 
@@ -22,6 +23,7 @@ from collections import OrderedDict
 from typing import Final
 
 from fswatch_supervisor.backends.base import OnEvents, RawAction, RawEvent, WatchBackend
+from fswatch_supervisor.backends.drain import QueueDrainer
 from fswatch_supervisor.errors import WatchError, WatchLimitReached, WatchPermission
 from fswatch_supervisor.logs import get_logger
 
@@ -48,8 +50,6 @@ WATCH_MASK: Final = (
     | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK
 )
 _HEADER: Final = struct.Struct("iIII")
-_READ_SIZE: Final = 256 * 1024
-_MAX_READ_PER_WAKEUP: Final = 8 * 1024 * 1024
 """Bytes read per readiness before yielding to the loop, so a flood cannot starve other tasks."""
 _NAMED: Final[tuple[tuple[int, RawAction], ...]] = (
     (IN_CREATE, "created"), (IN_MODIFY, "modified"), (IN_ATTRIB, "attrib"), (IN_DELETE, "deleted"),
@@ -119,6 +119,7 @@ class InotifyBackend(WatchBackend):
         """cookie -> old path of a directory ``moved_from`` still waiting for its ``moved_to``."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_events: OnEvents | None = None
+        self._drainer: QueueDrainer | None = None
 
     @property
     def fd(self) -> int:
@@ -128,7 +129,8 @@ class InotifyBackend(WatchBackend):
     def start(self, loop: asyncio.AbstractEventLoop, on_events: OnEvents) -> None:
         self._loop = loop
         self._on_events = on_events
-        loop.add_reader(self._fd, self._on_readable)
+        self._drainer = QueueDrainer(self._fd, loop, self._on_chunks)
+        self._drainer.start()
 
     def add_dir(self, path: str) -> None:
         if path in self._wd_of:
@@ -174,28 +176,14 @@ class InotifyBackend(WatchBackend):
     def close(self) -> None:
         if self._fd < 0:
             return
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(self._fd)
+        if self._drainer is not None:
+            self._drainer.stop()
         os.close(self._fd)
         self._fd = -1
         self._path_of.clear()
         self._wd_of.clear()
 
-    def _on_readable(self) -> None:
-        chunks: list[bytes] = []
-        total = 0
-        while total < _MAX_READ_PER_WAKEUP:
-            try:
-                data = os.read(self._fd, _READ_SIZE)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                log.error("inotify.read_failed", error=str(exc))
-                break
-            if not data:
-                break
-            chunks.append(data)
-            total += len(data)
+    def _on_chunks(self, chunks: list[bytes]) -> None:
         events: list[RawEvent] = []
         for data in chunks:
             self._parse(data, events)

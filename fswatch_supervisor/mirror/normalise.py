@@ -42,6 +42,8 @@ class Normaliser:
         self._out: list[Change] = []
         self._fresh: set[str] = set()
         """Paths with a ``created``/``updated`` already in this batch and nothing since."""
+        self._restat: set[str] = set()
+        """Fresh paths written again in this batch: their size and mtime are read once, at its end."""
         self._now = 0
 
     def apply(self, ops: list[Op]) -> None:
@@ -53,8 +55,18 @@ class Normaliser:
                     self._move(op.src, op.dst)
                 else:
                     self._event(op)
+            self._restat_written()
         finally:
+            self._restat.clear()
             self._flush()
+
+    def _restat_written(self) -> None:
+        tree = self._s.tree
+        for path in self._restat:
+            old = tree.get(path)
+            item = stat_path(path) if old is not None else None
+            if item is not None and item[1] == old[0]:  # type: ignore[index]
+                tree.put(path, item[1], item[2], item[3])
 
     def _flush(self) -> None:
         if self._out:
@@ -103,6 +115,9 @@ class Normaliser:
             self._host.request_crawl(path)
 
     def _touch(self, path: str) -> None:
+        if path in self._fresh:  # already reported in this batch: only the model's size/mtime lag
+            self._restat.add(path)
+            return
         item = stat_path(path)
         if item is None:
             return
@@ -146,7 +161,9 @@ class Normaliser:
         existed = dst in tree
         if existed:
             self._out += s.drop_subtree(dst, self._now, report=False)
-        s.ws.move(src, dst, tree.move(src, dst))
+        listed = tree.move(src, dst)
+        if kind == "dir":  # only directories hold watches; re-keying them costs O(watches)
+            s.ws.move(src, dst, listed)
         self._out.append(Change("moved", dst, kind, self._now, from_path=src, existed_before=existed))
         self._fresh.discard(src)
         self._fresh.discard(dst)

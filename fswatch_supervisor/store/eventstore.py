@@ -32,10 +32,9 @@ from fswatch_supervisor.store.meta import StoreMeta, load_meta, save_meta
 from fswatch_supervisor.store.records import (
     FsyncPolicy,
     NewEvent,
-    Record,
+    decode_events,
     extra_of,
     pack_record,
-    unpack_record,
 )
 from fswatch_supervisor.store.recovery import recover
 from fswatch_supervisor.store.segment import Segment, fsync_dir, lock_directory
@@ -295,12 +294,10 @@ class EventStore:
                     want = max(want, SINCE_CHUNK)
                 seqs = self._index.seqs_after(watcher_id, cursor, want)
                 payloads = self._segments.fetch(seqs)
-            for seq, payload in zip(seqs, payloads, strict=True):
-                record = _decode(seq, payload)
-                if since_ns is None or record.time_ns >= since_ns:
-                    out.append(record.to_event())
-                    if len(out) == limit:
-                        break
+            try:
+                out.extend(decode_events(seqs, payloads, since_ns, limit - len(out)))
+            except ValueError as exc:
+                raise StoreCorrupt(str(exc)) from exc
             if since_ns is None or len(seqs) < want:
                 break
             cursor = seqs[-1]
@@ -387,12 +384,3 @@ class EventStore:
                 "watchers": len(self._index.watchers()),
             }
 
-
-def _decode(seq: int, payload: bytes) -> Record:
-    try:
-        record = unpack_record(payload)
-    except ValueError as exc:
-        raise StoreCorrupt(f"record {seq} does not decode: {exc}") from exc
-    if record.seq != seq:
-        raise StoreCorrupt(f"record at the place of seq {seq} says seq {record.seq}")
-    return record

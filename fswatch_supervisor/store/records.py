@@ -19,7 +19,7 @@ from typing import Any
 
 import msgpack
 
-from fswatch_supervisor.eventmodel import Event, make_event
+from fswatch_supervisor.eventmodel import Event, format_id, format_time
 
 
 class FsyncPolicy(StrEnum):
@@ -52,22 +52,6 @@ class NewEvent:
     detail: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
-class Record:
-    """A decoded record: enough to build the public event and to rebuild the index."""
-
-    seq: int
-    time_ns: int
-    action: str
-    path: str
-    kind: str | None
-    extra: dict[str, Any] | None
-    watchers: list[str]
-
-    def to_event(self) -> Event:
-        return make_event(self.seq, self.action, self.path, self.kind, self.time_ns, **(self.extra or {}))
-
-
 def extra_of(event: NewEvent) -> dict[str, Any] | None:
     """The optional public keys of ``event``, or ``None`` when it has none (the common case)."""
     extra: dict[str, Any] = {}
@@ -87,16 +71,33 @@ def pack_record(seq: int, event: NewEvent, extra: dict[str, Any] | None) -> byte
     )
 
 
-def unpack_record(payload: bytes) -> Record:
-    """Decode one payload; ``ValueError`` when it is not a record (corruption that passed the crc)."""
-    try:
-        fields = msgpack.unpackb(payload, raw=False, use_list=True)
-        record = Record(*fields)
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        raise ValueError(f"not an event record: {exc}") from exc
-    if type(record.seq) is not int or type(record.time_ns) is not int or type(record.watchers) is not list:
-        raise ValueError("not an event record: wrong field types")
-    return record
+def decode_events(seqs: list[int], payloads: list[bytes], since_ns: int | None, limit: int) -> list[Event]:
+    """The public maps of the records ``payloads`` (at ``seqs``), skipping those older than ``since_ns``,
+    at most ``limit`` of them. ``ValueError`` names the first record that is not what its place says.
+
+    This is the cost of serving a stored event, so it is one loop with no object per record but the
+    event map itself (the map is what every transport sends: msgpack, JSON and SSE alike).
+    """
+    unpackb = msgpack.unpackb
+    stamp, number = format_time, format_id
+    out: list[Event] = []
+    append = out.append
+    for seq, payload in zip(seqs, payloads, strict=True):
+        try:
+            got, time_ns, action, path, kind, extra, _watchers = unpackb(payload, use_list=False)
+        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+            raise ValueError(f"record {seq} is not an event record: {exc}") from exc
+        if got != seq or type(time_ns) is not int:
+            raise ValueError(f"record at the place of seq {seq} says seq {got!r}")
+        if since_ns is not None and time_ns < since_ns:
+            continue
+        event = {"id": number(seq), "action": action, "path": path, "kind": kind, "time": stamp(time_ns)}
+        if extra:
+            event.update(extra)
+        append(event)
+        if len(out) == limit:
+            break
+    return out
 
 
 def index_fields(payload: bytes) -> tuple[int, int, list[str]]:

@@ -109,8 +109,12 @@ class SegmentSet:
             end = offsets[end_index] if end_index < count else segment.size
             try:
                 data = segment.pread(start, end)
-                payload_at = framing.payload_at
-                payloads.extend([payload_at(data, offsets[seq - base] - start) for seq in seqs[pos:last + 1]])
+                first, stop = seqs[pos] - base, seqs[last] - base + 1
+                if stop - first == last + 1 - pos:  # a contiguous run: its offsets are a slice
+                    positions = [offset - start for offset in offsets[first:stop]]
+                else:
+                    positions = [offsets[seq - base] - start for seq in seqs[pos:last + 1]]
+                payloads.extend(framing.payloads_at(data, positions))
             except (OSError, ValueError) as exc:
                 raise StoreCorrupt(f"cannot read seq {seqs[pos]} from {segment.path.name}: {exc}") from exc
             pos = last + 1

@@ -12,7 +12,7 @@ import zmq
 import zmq.asyncio
 
 from fswatch_api.sse import encode_event, event_frames
-from fswatch_api.subscriber import RESYNC, LiveEvent, LiveStream, Subscriber
+from fswatch_api.subscriber import RESYNC, LiveBatch, LiveStream, Subscriber
 from fswatch_supervisor import protocol
 from fswatch_supervisor.errors import NotFound
 from fswatch_supervisor.eventmodel import format_id, make_event
@@ -28,9 +28,14 @@ def event(seq: int, action: str = "created") -> dict[str, Any]:
     return make_event(seq, action, f"/t/{seq}", "file", 1_700_000_000_000_000_000 + seq)
 
 
-def live(seq: int, action: str = "created") -> LiveEvent:
-    e = event(seq, action)
-    return LiveEvent(seq, e, encode_event(e))
+def live(seq: int, action: str = "created") -> LiveBatch:
+    return batch_of((seq, action))
+
+
+def batch_of(*events: tuple[int, str]) -> LiveBatch:
+    made = [event(seq, action) for seq, action in events]
+    return LiveBatch([seq for seq, _ in events], [encode_event(e) for e in made],
+                     final=made[-1]["action"] == "watcher-deleted")
 
 
 class FakeStore:
@@ -42,11 +47,11 @@ class FakeStore:
         self.reads = 0
         self.fail: Exception | None = None
 
-    async def read(self, after: int | None) -> dict[str, Any]:
+    async def read(self, after: int | None, limit: int | None = None) -> dict[str, Any]:
         self.reads += 1
         if self.fail is not None:
             raise self.fail
-        items = [e for e in self.events if after is None or int(e["id"]) > after][: self.limit]
+        items = [e for e in self.events if after is None or int(e["id"]) > after][: limit or self.limit]
         return {"items": items}
 
 
@@ -77,7 +82,7 @@ class TestLiveStream:
                 assert stream.push(live(i))
             assert stream.closed is None
             batch = await stream.next_batch(10)
-            assert batch[0] is RESYNC and [b.seq for b in batch[1:] if isinstance(b, LiveEvent)] == [3, 4]
+            assert batch[0] is RESYNC and [b.first for b in batch[1:] if isinstance(b, LiveBatch)] == [3, 4]
         run(go())
 
     def test_next_batch_waits_for_a_push(self) -> None:
@@ -87,7 +92,7 @@ class TestLiveStream:
             await asyncio.sleep(0.01)
             assert not waiter.done()
             stream.push(live(1))
-            assert [b.seq for b in await waiter if isinstance(b, LiveEvent)] == [1]
+            assert [b.first for b in await waiter if isinstance(b, LiveBatch)] == [1]
         run(go())
 
 
@@ -126,7 +131,7 @@ class TestSeam:
             return ids, store.reads
         ids, reads = run(go())
         assert ids == [1, 2, 3, 4, 5, 6]
-        assert reads == 3  # the first page, then a full catch-up page and an empty one
+        assert reads == 2  # the first page, then one catch-up page: it reaches the live batch at 5
 
     def test_resync_marker_rereads_the_store(self) -> None:
         async def go() -> list[int]:

@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -35,22 +36,25 @@ async def test_overflow_reports_then_rescans_everything(fast_tmp: Path) -> None:
         pytest.skip("max_queued_events is too high to overflow quickly")
     root = fast_tmp / "root"
     make_tree(root, ["d"])
-    async with Running() as r:
-        await r.mirror.add_root(str(root))
-        # The loop is blocked while we create: the kernel queue fills up and overflows.
-        base = f"{root}/d/n"
-        for i in range(count):
-            os.close(os.open(f"{base}{i}", os.O_CREAT | os.O_WRONLY, 0o644))
-        # The sync cookie is written while the queue is still full: its event is lost too,
-        # and only the rescan can find it.
-        await r.settle(root, timeout=30)
-        assert set(r.paths("created")) == {str(root / "d" / f"n{i}") for i in range(count)}
-        overflow = [i for i, c in enumerate(r.changes) if c.action == "overflow"]
-        assert overflow and r.changes[overflow[0]].path == str(root)
-        rescanned = [i for i, c in enumerate(r.changes) if c.rescan]
-        assert rescanned and min(rescanned) > overflow[0]
-        assert len(r.paths("created")) == count, "no duplicates between events and the rescan"
-        assert r.mirror.entry_count() == count + 3
+    # The drain thread normally keeps the kernel queue empty; with a one-byte backlog it stops
+    # reading until the (blocked) loop takes what it read, as if it could not keep up.
+    with mock.patch("fswatch_supervisor.backends.drain.MAX_BACKLOG", 1):
+        async with Running() as r:
+            await r.mirror.add_root(str(root))
+            # The loop is blocked while we create: the kernel queue fills up and overflows.
+            base = f"{root}/d/n"
+            for i in range(count):
+                os.close(os.open(f"{base}{i}", os.O_CREAT | os.O_WRONLY, 0o644))
+            # The sync cookie is written while the queue is still full: its event is lost too,
+            # and only the rescan can find it.
+            await r.settle(root, timeout=30)
+            assert set(r.paths("created")) == {str(root / "d" / f"n{i}") for i in range(count)}
+            overflow = [i for i, c in enumerate(r.changes) if c.action == "overflow"]
+            assert overflow and r.changes[overflow[0]].path == str(root)
+            rescanned = [i for i, c in enumerate(r.changes) if c.rescan]
+            assert rescanned and min(rescanned) > overflow[0]
+            assert len(r.paths("created")) == count, "no duplicates between events and the rescan"
+            assert r.mirror.entry_count() == count + 3
 
 
 @async_test
