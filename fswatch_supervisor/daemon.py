@@ -33,7 +33,7 @@ from fswatch_supervisor.rpc import Publisher, RpcServer
 from fswatch_supervisor.service import Service
 from fswatch_supervisor.signals import open_signal_queue
 from fswatch_supervisor.statedir import prepare_state_dir
-from fswatch_supervisor.store.eventstore import EventStore
+from fswatch_supervisor.store.eventstore import EventStore, FsyncPolicy
 from fswatch_supervisor.systemd import sd_notify
 
 log = get_logger(__name__)
@@ -64,7 +64,7 @@ class Supervisor:
         except StoreBusy as exc:
             log.error("supervisor.state_dir_busy", state_dir=str(self.state_dir), error=str(exc))
             return exitcodes.STORE_BUSY
-        registry = Registry(self.state_dir / "watchers.log")
+        registry = Registry(self.state_dir / "watchers.log", sync_each=config.fsync is FsyncPolicy.ALWAYS)
         restored = registry.open()
         for orphan in set(store.watchers()) - {w.id for w in restored}:
             store.forget_watcher(orphan)  # deleted while a crash kept the store from hearing of it
@@ -88,7 +88,7 @@ class Supervisor:
         tasks = [
             asyncio.create_task(rpc.serve(), name="rpc"),
             asyncio.create_task(self._restore(service, mirror, pipeline, registry, snapshot_path), name="restore"),
-            asyncio.create_task(self._housekeeping(service, store, mirror, pipeline, snapshot_path),
+            asyncio.create_task(self._housekeeping(service, store, mirror, pipeline, registry, snapshot_path),
                                 name="housekeeping"),
             asyncio.create_task(self._dispatch_signals(signals), name="signals"),
             asyncio.create_task(self._notify_ready(ready_when), name="notify"),
@@ -174,12 +174,13 @@ class Supervisor:
                  os_watches=mirror.watch_count())
 
     async def _housekeeping(self, service: Service, store: EventStore, mirror: FsMirror, pipeline: Pipeline,
-                            snapshot_path: Any) -> None:
+                            registry: Registry, snapshot_path: Any) -> None:
         saved_at_changes = pipeline.changes_in
         last_save = last_retention = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
             service.expire()
+            registry.sync()
             if time.monotonic() - last_retention >= 60:  # count and size limits apply on append already
                 store.enforce_retention()
                 last_retention = time.monotonic()

@@ -20,10 +20,12 @@ log = get_logger(__name__)
 
 
 class RecordLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, sync_each: bool = True) -> None:
         self.path = path
         self.records = 0
+        self.sync_each = sync_each
         self._fd: int | None = None
+        self._dirty = False
 
     def open(self) -> list[dict[str, Any]]:
         """Read every intact record, cut a torn tail, and keep the file open for appends."""
@@ -39,8 +41,16 @@ class RecordLog:
     def append(self, record: dict[str, Any]) -> None:
         assert self._fd is not None, "RecordLog.open() first"
         os.write(self._fd, framing.encode_record(msgpack.packb(record, use_bin_type=True)))
-        os.fdatasync(self._fd)
         self.records += 1
+        self._dirty = True
+        if self.sync_each:
+            self.sync()
+
+    def sync(self) -> None:
+        """fdatasync what was appended since the last sync."""
+        if self._dirty and self._fd is not None:
+            os.fdatasync(self._fd)
+            self._dirty = False
 
     def rewrite(self, records: list[dict[str, Any]]) -> None:
         """Replace the whole log atomically (temp file, fsync, rename)."""
@@ -59,6 +69,7 @@ class RecordLog:
         self.records = len(records)
 
     def close(self) -> None:
+        self.sync()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

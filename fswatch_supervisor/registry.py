@@ -41,8 +41,8 @@ def outermost(roots: list[str]) -> list[str]:
 
 
 class Registry:
-    def __init__(self, log_path: Path) -> None:
-        self._log = RecordLog(log_path)
+    def __init__(self, log_path: Path, *, sync_each: bool = True) -> None:
+        self._log = RecordLog(log_path, sync_each=sync_each)
         self._watchers: dict[str, Watcher] = {}
         self._by_root: dict[str, list[Watcher]] = {}
         self._file_root_parents: dict[str, int] = {}
@@ -68,6 +68,9 @@ class Registry:
 
     def close(self) -> None:
         self._log.close()
+
+    def sync(self) -> None:
+        self._log.sync()
 
     def next_serial(self) -> int:
         self._serial += 1
