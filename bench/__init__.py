@@ -1,0 +1,1 @@
+"""Benchmark of fswatch against peer file-watching tools (see notes/bench.md)."""

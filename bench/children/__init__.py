@@ -1,0 +1,1 @@
+"""Scripts run as peer child processes; they speak the line protocol of ``emit``."""
