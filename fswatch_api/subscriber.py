@@ -1,7 +1,8 @@
 """One SUB socket per front-end process, fanned out to bounded per-stream queues.
 
-Topics (watcher ids) are subscribed while at least one stream wants them. The reader task decodes
-each message once, encodes its SSE frame once, and appends it to every interested stream without
+Topics (watcher ids) are subscribed while at least one stream wants them. The reader task takes
+every message already waiting on the socket, decodes each once, encodes its SSE frame once, joins the
+frames of one topic into a ``LiveBatch`` and appends that to every interested stream without
 awaiting; a stream that is more than ``capacity`` events behind is closed instead of buffered, so a
 slow reader never delays the others or the supervisor.
 
@@ -15,11 +16,12 @@ way and also queues a ``RESYNC`` marker so the loop re-reads at once.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import itertools
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import zmq
 import zmq.asyncio
@@ -32,12 +34,35 @@ from fswatch_supervisor.logs import get_logger
 _log = get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class LiveEvent:
-    seq: int
-    event: dict[str, Any]
-    frame: bytes
-    """The event's SSE frame, encoded once for every stream."""
+class LiveBatch:
+    """Consecutive live events of one topic, taken off the SUB socket in one go.
+
+    The unit of fan-out: a stream's queue and its SSE loop handle a batch as one item, so delivering
+    a burst to many streams costs per stream one append and one write per batch, not work per event.
+    Only what the streams need is kept (ids, and the frames joined once): a decoded event map would
+    cost several times the frame's memory, for every event queued.
+    """
+
+    __slots__ = ("ends", "final", "first", "frame", "last", "seqs")
+
+    def __init__(self, seqs: list[int], frames: list[bytes], *, final: bool = False) -> None:
+        self.seqs = seqs
+        self.first = seqs[0]
+        self.last = seqs[-1]
+        self.frame = b"".join(frames)
+        """Every event's SSE frame, joined once for all streams."""
+        self.ends = list(itertools.accumulate(map(len, frames)))
+        """Where each event's frame ends in ``frame``."""
+        self.final = final
+        """The last event is ``watcher-deleted``: the stream ends with it."""
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def frames_after(self, seq: int) -> bytes:
+        """The frames of the events whose id is greater than ``seq``."""
+        index = bisect.bisect_right(self.seqs, seq)
+        return self.frame if index == 0 else self.frame[self.ends[index - 1]:]
 
 
 class _Resync:
@@ -46,14 +71,18 @@ class _Resync:
 
 
 RESYNC: Final = _Resync()
-Item = LiveEvent | _Resync
+Item = LiveBatch | _Resync
+
+
+def _weight(item: Item) -> int:
+    return len(item) if isinstance(item, LiveBatch) else 1
 
 
 class LiveStream:
     """The live tail of one SSE response: a bounded queue the subscriber fills."""
 
-    __slots__ = ("_items", "_wakeup", "capacity", "closed", "confirmed_at_open", "needs_catchup", "reading_store",
-                 "topic")
+    __slots__ = ("_items", "_queued", "_wakeup", "capacity", "closed", "confirmed_at_open", "needs_catchup",
+                 "reading_store", "topic")
 
     def __init__(self, topic: str, capacity: int, *, confirmed: bool) -> None:
         self.topic = topic
@@ -64,25 +93,35 @@ class LiveStream:
         self.reading_store = True
         """Set by the SSE loop while it pages through the store (see ``push``)."""
         self._items: deque[Item] = deque()
+        self._queued = 0
+        """Events (and markers) in ``_items``: what ``capacity`` bounds."""
         self._wakeup = asyncio.Event()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._queued
 
     def push(self, item: Item) -> bool:
-        """Queue one item; False (and the stream closed) when it is already ``capacity`` behind.
+        """Queue one item; False (and the stream closed) when that would put it more than
+        ``capacity`` events behind.
 
-        While the stream is reading the store, its queue only repeats what that read returns, so
-        then an overflow discards the queue and asks for one more read instead of closing."""
+        While the stream is reading the store, its queue only repeats what the store holds, so then
+        an overflow drops the oldest items and asks for one more read instead of closing."""
         if self.closed is not None:
             return False
-        if len(self._items) >= self.capacity:
+        weight = _weight(item)
+        if self._queued + weight > self.capacity:
             if not self.reading_store:
                 self.close("overflow")
                 return False
-            self._items.clear()
-            self._items.append(RESYNC)
+            # Drop the oldest; the RESYNC in front makes the loop read them back from the store
+            # (only them: that read stops at the first batch still queued).
+            items = self._items
+            while items and self._queued + weight > self.capacity - 1:
+                self._queued -= _weight(items.popleft())
+            items.appendleft(RESYNC)
+            self._queued += 1
         self._items.append(item)
+        self._queued += weight
         self._wakeup.set()
         return True
 
@@ -90,20 +129,44 @@ class LiveStream:
         if self.closed is None:
             self.closed = reason
             self._items.clear()
+            self._queued = 0
             self._wakeup.set()
 
-    async def next_batch(self, max_items: int) -> list[Item]:
-        """Wait for items; return up to ``max_items`` of them, or ``[]`` once the stream is closed."""
+    def first_queued(self) -> int | None:
+        """The first id of the first live batch in the queue, if any."""
+        for item in self._items:
+            if isinstance(item, LiveBatch):
+                return item.first
+        return None
+
+    async def next_batch(self, max_events: int) -> list[Item]:
+        """Wait for items; return queued items holding about ``max_events`` events (at least one
+        item), or ``[]`` once the stream is closed."""
         while not self._items and self.closed is None:
             self._wakeup.clear()
             await self._wakeup.wait()
         if self.closed is not None:
             return []
-        count = min(max_items, len(self._items))
-        return [self._items.popleft() for _ in range(count)]
+        taken: list[Item] = []
+        weight = 0
+        items = self._items
+        while items and weight < max_events:
+            item = items.popleft()
+            taken.append(item)
+            weight += _weight(item)
+        self._queued -= weight
+        return taken
 
 
 RECHECK_AFTER_S = (0.25, 1.0, 3.0)
+READ_BATCH: Final = 4096
+"""At most this many PUB messages make one fan-out batch."""
+BATCH_WINDOW_PER_STREAM_S: Final = 50e-6
+BATCH_WINDOW_MAX_S: Final = 0.01
+"""While events follow each other closely, a fan-out waits until this long after the previous one
+(per open stream, at most the max): a lone event goes out at once, a burst in batches. Writing to a
+stream costs tens of microseconds however little is written, so with 200 streams a burst would
+otherwise cost a write per event per stream."""
 
 
 class Subscriber:
@@ -149,7 +212,9 @@ class Subscriber:
         event follows, only a re-read of the store reveals it."""
         loop = asyncio.get_running_loop()
         for delay in RECHECK_AFTER_S:
-            loop.call_later(delay, lambda: [stream.push(RESYNC) for stream in streams()])
+            # Once a live batch reached a stream (needs_catchup cleared), its subscription is known
+            # to work and the catch-up at that batch already covered what came before it.
+            loop.call_later(delay, lambda: [stream.push(RESYNC) for stream in streams() if stream.needs_catchup])
 
     def release(self, stream: LiveStream) -> None:
         """Forget ``stream``; unsubscribe its topic when it was the last. Idempotent."""
@@ -213,20 +278,50 @@ class Subscriber:
         self._recheck_later(lambda: [stream for streams in self._topics.values() for stream in streams])
 
     async def _read(self, sock: zmq.asyncio.Socket) -> None:
+        loop = asyncio.get_running_loop()
+        last_fan_out = -1e9
         while True:
-            frames = await sock.recv_multipart()
-            streams = self._topics.get(frames[0].decode(errors="replace"))
-            if not streams:
+            messages = [await sock.recv_multipart()]
+            window = min(BATCH_WINDOW_MAX_S, BATCH_WINDOW_PER_STREAM_S * self.stream_count)
+            wait = last_fan_out + window - loop.time()
+            if wait > 0:
+                # Events keep coming: let them gather for a moment, so that each stream writes
+                # one chunk per window instead of one per event (the cost of a write is per write).
+                await asyncio.sleep(wait)
+            while len(messages) < READ_BATCH:
+                # A non-blocking receive on an asyncio socket returns an already settled future.
+                ready = cast("asyncio.Future[list[bytes]]", sock.recv_multipart(flags=zmq.NOBLOCK))
+                try:
+                    messages.append(ready.result())
+                except zmq.Again:
+                    break
+            self._fan_out(messages)
+            last_fan_out = loop.time()
+
+    def _fan_out(self, messages: list[list[bytes]]) -> None:
+        by_topic: dict[str, tuple[list[int], list[bytes]]] = {}
+        ended: set[str] = set()
+        for frames in messages:
+            if frames[0].decode(errors="replace") not in self._topics:
                 continue
             try:
                 topic, event = protocol.decode_event(frames)
-                item = LiveEvent(int(event["id"]), event, self._encode(event))
+                seq, frame = int(event["id"]), self._encode(event)
             except (ProtocolError, KeyError, ValueError, TypeError) as exc:
                 _log.warning("dropped a malformed PUB message", error=str(exc))
                 continue
+            if topic in ended:
+                continue  # nothing follows a watcher's deletion
+            seqs, encoded = by_topic.setdefault(topic, ([], []))
+            seqs.append(seq)
+            encoded.append(frame)
+            if event.get("action") == "watcher-deleted":
+                ended.add(topic)
+        for topic, (seqs, encoded) in by_topic.items():
             self._confirmed.add(topic)
-            for stream in list(streams):
-                if not stream.push(item):
+            batch = LiveBatch(seqs, encoded, final=topic in ended)
+            for stream in list(self._topics.get(topic, ())):
+                if not stream.push(batch):
                     self.overflows += 1
                     _log.info("closed a stream that fell behind", topic=topic, capacity=self.capacity)
                     self.release(stream)

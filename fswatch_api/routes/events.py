@@ -24,7 +24,7 @@ from fswatch_api.settings import ApiSettings
 from fswatch_api.sse import StreamResponse, event_frames
 from fswatch_api.subscriber import Subscriber
 from fswatch_supervisor.errors import BadRequest, Unavailable
-from fswatch_supervisor.eventmodel import parse_id, parse_time
+from fswatch_supervisor.eventmodel import format_id, parse_id, parse_time
 
 RPC_GRACE_S = 5.0
 """How much longer than a long-poll's own wait the front-end waits for the supervisor's answer."""
@@ -56,12 +56,13 @@ async def read_events(request: Request, query: EventsQuery, _body: None) -> Resp
             after = _cursor("Last-Event-ID", last_event_id.strip())
         return await _open_stream(request, query, after)
     args = _read_args(request, query)
+    # The supervisor answers with the JSON body itself (see protocol.read_events): no decoding here.
     if query.wait > 0:
         result = await call(request, "read_events", timeout=query.wait + RPC_GRACE_S, after=query.after,
-                            wait=query.wait, **args)
+                            wait=query.wait, format="json", **args)
     else:
-        result = await call(request, "read_events", after=query.after, **args)
-    return json_response(result)
+        result = await call(request, "read_events", after=query.after, format="json", **args)
+    return Response(result["json"], media_type="application/json")
 
 
 def _read_args(request: Request, query: EventsQuery) -> dict[str, Any]:
@@ -71,10 +72,11 @@ def _read_args(request: Request, query: EventsQuery) -> dict[str, Any]:
 async def _open_stream(request: Request, query: EventsQuery, after: int | None) -> Response:
     settings: ApiSettings = request.state.settings
     subscriber: Subscriber = request.state.subscriber
-    args = _read_args(request, query) | {"limit": settings.backlog_page}
+    watcher_id = request.path_params["id"]
 
-    async def read(cursor: int | None) -> dict[str, Any]:
-        return await call(request, "read_events", after=None if cursor is None else f"{cursor:020d}", **args)
+    async def read(cursor: int | None, limit: int) -> dict[str, Any]:
+        return await call(request, "read_events", id=watcher_id, since=query.since, limit=limit,
+                          after=None if cursor is None else format_id(cursor))
 
     # Subscribe first, then read: whatever is published from now on is queued for this stream.
     stream = subscriber.open(request.path_params["id"])
@@ -82,7 +84,7 @@ async def _open_stream(request: Request, query: EventsQuery, after: int | None) 
     try:
         if stream.closed is not None:
             raise Unavailable("this front-end is shutting down; reconnect to continue")
-        first = await read(after)  # before any header, so 404 and 410 are real statuses
+        first = await read(after, settings.backlog_page)  # before any header, so 404 and 410 are real statuses
     except BaseException:
         release()
         raise
