@@ -29,14 +29,11 @@ Record = tuple[str, str, int, int]
 """(path, kind, size, mtime_ns): what ``entries()`` yields and persistence stores."""
 
 
+_KIND_OF_FORMAT: Final[dict[int, Kind]] = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink"}
+
+
 def kind_of_mode(mode: int) -> Kind:
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "dir"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    return "other"
+    return _KIND_OF_FORMAT.get(stat.S_IFMT(mode), "other")
 
 
 def parent_of(path: str) -> str:
@@ -137,6 +134,11 @@ class Tree:
             siblings.add(path)
         if kind == "dir" and siblings is not None and path not in self._children:
             self.pruned.add(path)
+
+    def refresh(self, path: str, kind: Kind, size: int, mtime_ns: int) -> None:
+        """``put`` for a known entry that stays what it was as far as listings go (a non-directory,
+        or a directory whose listing is unchanged)."""
+        self._entries[path] = _pack(kind, size, mtime_ns)
 
     def mark_listed(self, path: str) -> None:
         """``path`` is (about to be) scanned and watched: its children will be known."""

@@ -11,13 +11,20 @@ Rules the lead's coalescer and router rely on:
   renamed is ``deleted``: its directory stays watched so it can come back, e.g. atomic saves);
 - the supervisor's sync cookies (``.fswatch-cookie-*``) go to ``on_cookie`` only, after every
   change that preceded them in the stream.
+
+Every path a batch touches is ``lstat``-ed at most once, at the batch's end (or before a change
+leaves the normaliser mid-batch): a file is usually created and written in one batch, and one
+``lstat`` then gives the kind of its ``created`` and the model's size and mtime. Until then a new
+non-directory is assumed to be a ``file``. When the entry is gone by then, the guess stays and
+the path is remembered as *guessed*, so that a later rename of it ``lstat``s the target instead of
+trusting the model (a symlink created and renamed at once is still a symlink).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Protocol
+from typing import Final, Protocol
 
 from fswatch_supervisor.backends.base import RawEvent
 from fswatch_supervisor.changes import Change, Kind
@@ -35,6 +42,11 @@ class Host(Protocol):
     def overflow(self) -> None: ...
 
 
+GUESSED_MAX: Final = 4096
+"""Guessed paths remembered across batches; old ones are forgotten first (only a rename that
+arrives after that many other guesses would trust the guess)."""
+
+
 class Normaliser:
     def __init__(self, state: MirrorState, host: Host) -> None:
         self._s = state
@@ -43,7 +55,12 @@ class Normaliser:
         self._fresh: set[str] = set()
         """Paths with a ``created``/``updated`` already in this batch and nothing since."""
         self._restat: set[str] = set()
-        """Fresh paths written again in this batch: their size and mtime are read once, at its end."""
+        """Paths whose model entry lags behind a write of this batch: ``lstat``-ed once, at its end."""
+        self._unsure: dict[str, list[Change]] = {}
+        """New non-directories of this batch (assumed ``file``) and the changes that name the entry
+        now at that path: the ``lstat`` at the end gives them their real kind."""
+        self._guessed: dict[str, None] = {}
+        """Paths whose model kind is a guess: the entry was gone before it could be ``lstat``-ed."""
         self._now = 0
 
     def apply(self, ops: list[Op]) -> None:
@@ -55,23 +72,45 @@ class Normaliser:
                     self._move(op.src, op.dst)
                 else:
                     self._event(op)
-            self._restat_written()
         finally:
-            self._restat.clear()
             self._flush()
 
-    def _restat_written(self) -> None:
-        tree = self._s.tree
-        for path in self._restat:
-            old = tree.get(path)
-            item = stat_path(path) if old is not None else None
-            if item is not None and item[1] == old[0]:  # type: ignore[index]
-                tree.put(path, item[1], item[2], item[3])
-
     def _flush(self) -> None:
+        self._settle()
         if self._out:
             out, self._out = self._out, []
             self._s.emit(out)
+
+    def _settle(self) -> None:
+        """``lstat`` each path of ``_restat`` and ``_unsure`` once; fix the model and the kinds."""
+        if not self._restat and not self._unsure:
+            return
+        tree = self._s.tree
+        unsure, self._unsure = self._unsure, {}
+        restat, self._restat = self._restat, set()
+        restat.update(unsure)
+        for path in restat:
+            known = tree.kind(path)
+            if known is None:
+                continue
+            item = stat_path(path)
+            changes = unsure.get(path)
+            if item is None or item[1] == "dir" or (changes is None and item[1] != known):
+                # Gone or replaced: the events saying so are still to come; keep what the model has.
+                if changes is not None:
+                    self._guess(path)
+                continue
+            _, kind, size, mtime_ns = item
+            tree.refresh(path, kind, size, mtime_ns)
+            if changes is not None:
+                for change in changes:
+                    change.kind = kind
+                self._guessed.pop(path, None)
+
+    def _guess(self, path: str) -> None:
+        self._guessed[path] = None
+        if len(self._guessed) > GUESSED_MAX:
+            del self._guessed[next(iter(self._guessed))]
 
     def _event(self, ev: RawEvent) -> None:
         action, path = ev.action, ev.path
@@ -96,6 +135,14 @@ class Normaliser:
     def _appear(self, path: str, is_dir: bool, *, replacing: bool) -> None:
         s, tree = self._s, self._s.tree
         old = tree.get(path)
+        if old is None and not is_dir:
+            # The common case, a new file: its lstat waits for the end of the batch (see the top).
+            change = Change("created", path, "file", self._now)
+            tree.put(path, "file", 0, 0)
+            self._out.append(change)
+            self._fresh.add(path)
+            self._unsure[path] = [change]
+            return
         item = stat_path(path)
         if item is None:
             if old is not None:
@@ -108,9 +155,11 @@ class Normaliser:
             return  # a scan found it first
         if old is not None and old[0] == "dir":
             self._out += s.drop_subtree(path, self._now, report=False)
+        self._unsure.pop(path, None)  # an earlier entry there was replaced: its kind stays a guess
         tree.put(path, kind, size, mtime_ns)
         self._out.append(Change("created", path, kind, self._now, existed_before=old is not None))
         self._fresh.add(path)
+        self._guessed.pop(path, None)
         if kind == "dir" and s.ws.is_listed(parent_of(path)) and s.needs_dir(path):
             self._host.request_crawl(path)
 
@@ -118,23 +167,30 @@ class Normaliser:
         if path in self._fresh:  # already reported in this batch: only the model's size/mtime lag
             self._restat.add(path)
             return
+        known = self._s.tree.kind(path)
+        if known is not None and known != "dir" and path not in self._guessed:
+            # A write does not change what the entry is; its size and mtime are read at the end.
+            self._out.append(Change("updated", path, known, self._now, existed_before=True))
+            self._fresh.add(path)
+            self._restat.add(path)
+            return
         item = stat_path(path)
         if item is None:
             return
         _, kind, size, mtime_ns = item
-        old = self._s.tree.get(path)
-        if old is None or old[0] != kind:
+        if known != kind:
             self._appear(path, kind == "dir", replacing=True)
             return
         self._s.tree.put(path, kind, size, mtime_ns)
-        if path not in self._fresh:
-            self._out.append(Change("updated", path, kind, self._now, existed_before=True))
-            self._fresh.add(path)
+        self._out.append(Change("updated", path, kind, self._now, existed_before=True))
+        self._fresh.add(path)
 
     def _vanish(self, path: str) -> None:
         if path in self._s.tree:
             self._out += self._s.drop_subtree(path, self._now, report=True)
         self._fresh.discard(path)
+        self._unsure.pop(path, None)
+        self._guessed.pop(path, None)
 
     def _move(self, src_ev: RawEvent, dst_ev: RawEvent) -> None:
         s, tree = self._s, self._s.tree
@@ -144,35 +200,75 @@ class Normaliser:
                 self._vanish(src)
             self._event(RawEvent(dst, "moved_to", dst_ev.is_dir))
             return
-        src_known = s.ws.covers(src) and src in tree
+        kind = tree.kind(src) if s.ws.covers(src) else None
         if not s.ws.covers(dst):
-            if src_known:
+            if kind is not None:
                 if s.ws.is_watched(parent_of(dst)):
                     # The backend saw both halves and re-keyed the watches to ``dst``; they are
                     # released under their old names below, so give the names back first.
                     s.ws.backend.moved_dir(dst, src)
                 self._vanish(src)
             return
-        if not src_known:
+        if kind is None:
             self._appear(dst, dst_ev.is_dir, replacing=True)
             return
-        kind = tree.kind(src)
         self._out += s.vanish_roots(src, self._now)
         existed = dst in tree
         if existed:
             self._out += s.drop_subtree(dst, self._now, report=False)
+            self._unsure.pop(dst, None)
         listed = tree.move(src, dst)
         if kind == "dir":  # only directories hold watches; re-keying them costs O(watches)
             s.ws.move(src, dst, listed)
-        self._out.append(Change("moved", dst, kind, self._now, from_path=src, existed_before=existed))
+        change = Change("moved", dst, kind, self._now, from_path=src, existed_before=existed)
+        self._out.append(change)
         self._fresh.discard(src)
         self._fresh.discard(dst)
         if kind == "dir":
-            needed = s.ws.is_listed(parent_of(dst)) and s.needs_dir(dst)
-            if tree.is_listed(dst) and not needed:
-                s.release(scope=dst)
-            elif needed and not tree.is_listed(dst):
+            self._carry_below(src, dst)
+            self._follow_dir(dst)
+        else:
+            self._carry_unsure(src, dst, change)
+
+    def _carry_unsure(self, src: str, dst: str, change: Change) -> None:
+        """A non-directory moved: what this batch still has to learn about it follows it to ``dst``."""
+        if src in self._restat:
+            self._restat.discard(src)
+            self._restat.add(dst)
+        unsure = self._unsure.pop(src, None)
+        if unsure is not None:
+            unsure.append(change)
+            self._unsure[dst] = unsure
+        elif src in self._guessed:
+            del self._guessed[src]
+            self._unsure[dst] = [change]
+
+    def _carry_below(self, src: str, dst: str) -> None:
+        """A directory moved: what this batch knows or owes about entries below it follows it (on
+        disk they are already below ``dst``: the move happened before its events were read)."""
+        prefix, cut = src + "/", len(src)
+        for path in [p for p in self._unsure if p.startswith(prefix)]:
+            self._unsure[dst + path[cut:]] = self._unsure.pop(path)
+        for paths in (self._restat, self._fresh):
+            below = [p for p in paths if p.startswith(prefix)]
+            paths.difference_update(below)
+            paths.update(dst + p[cut:] for p in below)
+
+    def _follow_dir(self, dst: str) -> None:
+        """Re-apply the needs at ``dst``: what the old name pruned may be needed now, and what it
+        needed may not be. The router captures the moved subtree when the ``moved`` reaches it, so
+        the change leaves before anything below is released."""
+        s, tree = self._s, self._s.tree
+        needed = s.ws.is_listed(parent_of(dst)) and s.needs_dir(dst)
+        if not tree.is_listed(dst):
+            if needed:
                 self._host.request_crawl(dst)
+            return
+        if not needed or len(tree.listed_under(dst)) > 1:
+            self._flush()
+            s.release(scope=dst)
+        if needed and any(s.needs_dir(p) for p in tree.pruned.under(dst)):
+            self._host.request_crawl(dst)
 
     def _dir_gone(self, path: str) -> None:
         s = self._s

@@ -61,27 +61,43 @@ class MovePairer:
         self._held = []
 
     def _pair(self, events: list[RawEvent], *, final: bool) -> None:
-        partner: dict[int, list[int]] = {}
-        for i, ev in enumerate(events):
-            if ev.action == "moved_to" and ev.cookie:
-                partner.setdefault(ev.cookie, []).append(i)
-        used: set[int] = set()
         ops: list[Op] = []
-        for i, ev in enumerate(events):
-            if i in used:
+        append = ops.append
+        taken: set[int] = set()
+        """Indices of ``moved_to`` paired with an earlier ``moved_from`` that did not precede them."""
+        partners: dict[int, list[int]] | None = None
+        n = len(events)
+        i = 0
+        while i < n:
+            ev = events[i]
+            action = ev.action
+            if action != "moved_from" or not ev.cookie:
+                if action != "moved_to" or i not in taken:
+                    append(ev)
+                i += 1
                 continue
-            if ev.action == "moved_from" and ev.cookie:
-                j = next((k for k in partner.get(ev.cookie, ()) if k > i and k not in used), None)
-                if j is not None:
-                    used.add(j)
-                    ops.append(Move(ev, events[j]))
-                    continue
-                if not final:
-                    self._held = [e for k, e in enumerate(events[i:], start=i) if k not in used]
-                    if self._timer is None:
-                        self._timer = self._loop.call_later(self._grace_s, self.flush)
-                    break
-            ops.append(ev)
+            nxt = events[i + 1] if i + 1 < n else None
+            if nxt is not None and nxt.cookie == ev.cookie and nxt.action == "moved_to" and i + 1 not in taken:
+                append(Move(ev, nxt))  # the usual case: the kernel queues both halves together
+                i += 2
+                continue
+            if partners is None:
+                partners = {}
+                for k, other in enumerate(events):
+                    if other.action == "moved_to" and other.cookie:
+                        partners.setdefault(other.cookie, []).append(k)
+            j = next((k for k in partners.get(ev.cookie, ()) if k > i and k not in taken), None)
+            if j is not None:
+                taken.add(j)
+                append(Move(ev, events[j]))
+            elif final:
+                append(ev)
+            else:
+                self._held = [e for k, e in enumerate(events[i:], start=i) if k not in taken]
+                if self._timer is None:
+                    self._timer = self._loop.call_later(self._grace_s, self.flush)
+                break
+            i += 1
         else:
             if self._timer is not None and not self._held:
                 self._timer.cancel()

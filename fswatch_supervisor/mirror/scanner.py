@@ -41,7 +41,7 @@ def join(parent: str, name: str) -> str:
 
 
 def is_cookie(path: str) -> bool:
-    return path.rpartition("/")[2].startswith(COOKIE_PREFIX)
+    return COOKIE_PREFIX in path and path.rpartition("/")[2].startswith(COOKIE_PREFIX)
 
 
 def list_dir(path: str, cookies: list[str] | None = None) -> list[ScanItem]:

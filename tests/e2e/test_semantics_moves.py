@@ -1,12 +1,10 @@
-"""Directory moves whose subtree changes selection, and two mirror bugs found on the way (xfail)."""
+"""Directory moves whose subtree changes selection, and the mirror bugs found on the way."""
 
 from __future__ import annotations
 
 import os
 import signal
 from pathlib import Path
-
-import pytest
 
 from fswatch_supervisor.client import SupervisorClient
 from tests.harness import SupervisorProc, events_of
@@ -52,8 +50,6 @@ def test_a_directory_another_watcher_keeps_listed_reports_its_contents_when_it_a
                                            ("created", "g/.keep"), ("created", "g/.keep/x"), ("created", "g/y")]
 
 
-@pytest.mark.xfail(strict=True, reason="mirror bug: after a listed directory is moved, directories below it "
-                   "that were pruned and are now needed are neither watched nor crawled")
 def test_pruned_directories_below_a_moved_directory_are_crawled_when_now_needed(supervisor: SupervisorProc,
                                                                                 tree: Path) -> None:
     (tree / "cache" / "sub").mkdir(parents=True)
@@ -68,8 +64,6 @@ def test_pruned_directories_below_a_moved_directory_are_crawled_when_now_needed(
         assert ("created", "kept/sub/new") in seen(rpc, wid, tree)
 
 
-@pytest.mark.xfail(strict=True, reason="mirror bug: an entry gone before its IN_CREATE is lstat-ed is recorded "
-                   "as 'file' (or 'dir' from IN_ISDIR); a later move keeps that guess instead of lstat-ing the target")
 def test_a_symlink_renamed_before_the_mirror_saw_it_is_still_a_symlink(supervisor: SupervisorProc,
                                                                        tree: Path) -> None:
     with supervisor.client() as rpc:
@@ -87,9 +81,6 @@ def test_a_symlink_renamed_before_the_mirror_saw_it_is_still_a_symlink(superviso
     assert kinds[str(tree / "link")] == "symlink"
 
 
-@pytest.mark.xfail(strict=True, reason="mirror: Normaliser._move releases the subtree below a directory renamed to a "
-                   "name nobody needs before the moved change is emitted, so the pipeline cannot capture it; "
-                   "self._flush() before s.release(scope=dst) fixes it (checked)")
 def test_renaming_a_directory_to_an_excluded_name_deletes_it_with_its_contents(supervisor: SupervisorProc,
                                                                               tree: Path) -> None:
     (tree / "src" / "deep").mkdir(parents=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fswatch_supervisor.changes import Change
 from tests.unit.test_mirror_support import Running, async_test, fdinfo_watches, make_tree
 
 
@@ -143,3 +144,51 @@ async def test_moves_across_the_pruned_boundary_follow_needs(tmp_path: Path) -> 
         assert r.mirror.watch_count() == 3 == fdinfo_watches(r.fd)
         assert not r.mirror.is_os_watched(str(tmp_path / ".now-hidden"))
         assert r.mirror.is_os_watched(str(tmp_path / "now-shown" / "deep"))
+
+
+@async_test
+async def test_pruned_directories_below_a_moved_directory_follow_its_new_name(tmp_path: Path) -> None:
+    cache, kept = tmp_path / "cache", tmp_path / "kept"
+    make_tree(tmp_path, ["cache/sub/deeper"])
+    # as for `exclude-glob cache/**`: the directory itself is needed, nothing below it
+    async with Running(needs_dir=lambda d: not d.startswith(str(cache) + "/")) as r:
+        await r.mirror.add_root(str(tmp_path))
+        assert not r.mirror.is_os_watched(str(cache / "sub"))
+        before = r.mirror.watch_count()
+        os.rename(cache, kept)
+        await r.settle(kept)
+        assert r.mirror.is_os_watched(str(kept / "sub")) and r.mirror.is_os_watched(str(kept / "sub" / "deeper"))
+        assert {str(kept / "sub" / "f0.txt"), str(kept / "sub" / "deeper"),
+                str(kept / "sub" / "deeper" / "f0.txt")} <= set(r.paths("created"))
+        (kept / "sub" / "deeper" / "new").write_text("x")
+        await r.settle(kept / "sub" / "deeper")
+        assert r.summary()[-1] == ("created", str(kept / "sub" / "deeper" / "new"))
+        assert r.mirror.watch_count() == before + 2 == fdinfo_watches(r.fd)
+        os.rename(kept, cache)  # and back: what the old name needed is released again
+        await r.settle(cache)
+        assert not r.mirror.is_os_watched(str(cache / "sub"))
+        assert r.mirror.watch_count() == before == fdinfo_watches(r.fd)
+        assert not any(p.startswith(str(cache / "sub") + "/") for p, *_ in r.mirror.entries(str(tmp_path)))
+
+
+@async_test
+async def test_a_directory_renamed_to_an_unneeded_name_is_handed_on_before_its_subtree_is_released(
+        tmp_path: Path) -> None:
+    src, hidden = tmp_path / "src", tmp_path / ".src"
+    make_tree(tmp_path, ["src/deep"])
+    below_at_move: list[str] = []
+
+    def observe(changes: list[Change]) -> None:
+        # What the pipeline does with a moved directory: read the model below its new name.
+        if any(c.action == "moved" and c.path == str(hidden) for c in changes):
+            below_at_move.extend(p for p, *_ in r.mirror.entries(str(hidden)))
+
+    async with Running(needs_dir=lambda d: "/." not in d, observe=observe) as r:
+        await r.mirror.add_root(str(tmp_path))
+        before = r.mirror.watch_count()
+        os.rename(src, hidden)
+        await r.settle(tmp_path)
+        assert r.summary() == [("moved", str(hidden))]
+        assert below_at_move == [str(hidden / p) for p in ("deep", "deep/f0.txt", "f0.txt")]
+        assert r.mirror.watch_count() == before - 2 == fdinfo_watches(r.fd)
+        assert [p for p, *_ in r.mirror.entries(str(tmp_path))] == [str(hidden)]

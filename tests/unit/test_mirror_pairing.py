@@ -48,3 +48,17 @@ async def test_unpaired_moved_from_is_final_after_the_grace() -> None:
     lone_to = RawEvent("/t/q", "moved_to", cookie=4)
     pairer.feed([lone_to])
     assert ops[-1] == lone_to
+
+
+@async_test
+async def test_interleaved_and_unpaired_moves_pair_by_cookie() -> None:
+    ops, pairer = collector()
+    a_from, a_to = RawEvent("/t/a", "moved_from", cookie=1), RawEvent("/t/a2", "moved_to", cookie=1)
+    b_from, b_to = RawEvent("/t/b", "moved_from", cookie=2), RawEvent("/t/b2", "moved_to", cookie=2)
+    out = RawEvent("/t/gone", "moved_from", cookie=3)  # moved to a directory nobody watches
+    c_from, c_to = RawEvent("/t/c", "moved_from", cookie=4), RawEvent("/t/c2", "moved_to", cookie=4)
+    pairer.feed([a_from, b_from, b_to, a_to, c_from, c_to])
+    assert ops == [Move(a_from, a_to), Move(b_from, b_to), Move(c_from, c_to)]
+    pairer.feed([out, c_from, c_to])
+    await asyncio.sleep(0.08)  # ``out`` and what follows it wait for a partner, then go as they are
+    assert ops[3:] == [out, Move(c_from, c_to)]

@@ -37,8 +37,10 @@ async def test_overflow_reports_then_rescans_everything(fast_tmp: Path) -> None:
     root = fast_tmp / "root"
     make_tree(root, ["d"])
     # The drain thread normally keeps the kernel queue empty; with a one-byte backlog it stops
-    # reading until the (blocked) loop takes what it read, as if it could not keep up.
-    with mock.patch("fswatch_supervisor.backends.drain.MAX_BACKLOG", 1):
+    # reading until the (blocked) loop takes what it read, as if it could not keep up. Small reads,
+    # so that its one read cannot make room for the surplus (a 256 KiB read holds 8k events).
+    with mock.patch("fswatch_supervisor.backends.drain.MAX_BACKLOG", 1), \
+            mock.patch("fswatch_supervisor.backends.drain.READ_SIZE", 4096):
         async with Running() as r:
             await r.mirror.add_root(str(root))
             # The loop is blocked while we create: the kernel queue fills up and overflows.

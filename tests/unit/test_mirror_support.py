@@ -52,13 +52,22 @@ class Running:
     """A started ``FsMirror`` that records every change and cookie."""
 
     def __init__(self, needs_dir: Callable[[str], bool] | None = None,
-                 backend: WatchBackend | None = None) -> None:
+                 backend: WatchBackend | None = None,
+                 observe: Callable[[list[Change]], None] | None = None) -> None:
+        """``observe`` sees each batch of changes as it is handed on, before it is recorded (as the
+        pipeline does: e.g. it reads the model when a directory was moved)."""
         self.needs: Callable[[str], bool] = needs_dir or (lambda _d: True)
         self.changes: list[Change] = []
         self.cookies: list[str] = []
         self.backend = backend or InotifyBackend()
+        self._observe = observe
         self.mirror = FsMirror(self.backend, needs_dir=lambda d: self.needs(d),
-                               on_changes=self.changes.extend, on_cookie=self.cookies.append)
+                               on_changes=self._record, on_cookie=self.cookies.append)
+
+    def _record(self, changes: list[Change]) -> None:
+        if self._observe is not None:
+            self._observe(changes)
+        self.changes.extend(changes)
 
     async def __aenter__(self) -> Running:
         await self.mirror.start()
