@@ -1,7 +1,10 @@
 """Workload 2, burst: N files created as fast as possible across the tree, then a quarter each
 modified, deleted and renamed. Completeness = share of touched paths (every created path and every
-rename target) named by at least one event; drain = last event's arrival minus the last operation's
-return; whether the tool said it lost events (overflow)."""
+rename target) named by at least one event; net completeness = the same share over the paths whose
+state at the end differs from the start (files still there, rename targets): a file created and then
+deleted or renamed within a tool's coalescing window has no net effect, so a coalescing tool may
+rightly stay silent about it; drain = last event's arrival minus the last operation's return;
+whether the tool said it lost events (overflow)."""
 
 from __future__ import annotations
 
@@ -49,6 +52,8 @@ class Burst(Workload):
             resumes_before = session.reports.resumes
             created, moved, start, last_op = run_burst(w.tree.dirs, s.burst_files)
             touched = set(created) | set(moved)
+            quarter = s.burst_files // 4
+            net = set(created[:quarter]) | set(created[3 * quarter:]) | set(moved)
             seen = settle(session, base, touched, s.quiet_s, s.timeout_s)
             events = session.events_from(base)
             # the drain ends with the last event about the burst (late probe reports do not count)
@@ -58,6 +63,7 @@ class Burst(Workload):
                 "files": s.burst_files,
                 "ops_s": round((last_op - start) / 1e9, 3),
                 "completeness_pct": round(100 * len(touched & seen) / len(touched), 2),
+                "net_completeness_pct": round(100 * len(net & seen) / len(net), 2),
                 "missed": len(touched - seen),
                 "events": len(events),
                 "overflow": len(session.reports.overflows) > overflows_before,
