@@ -12,7 +12,10 @@ is emitted: deletions, then moves in dependency order, then creations, then upda
 
 Barriers flush everything pending first, so nothing can reorder across them: metadata changes
 (``overflow``, ``root-deleted``, ``watch-error``) and the deletion or move of a directory (or an
-entry of unknown kind) that has pending changes below it.
+entry of unknown kind) that has pending changes below it. The converse order is kept without a
+barrier: a batch that takes a change below a path pending in another batch closes only after that
+batch, so ``mkdir d`` or ``mv a d`` reaches consumers before ``mv x d/x`` even when the move joined
+``x``'s earlier window (replayed first, a later ``moved d from a`` would wipe ``d/x``).
 
 Output ``time_ns`` is that of the last raw change merged into the event: the moment the supervisor
 observed the state the event describes, so ``since=T`` never hides a change made after T.
@@ -29,12 +32,21 @@ from fswatch_supervisor.changes import Action, Change, Kind
 _METADATA = frozenset({"overflow", "root-deleted", "watch-error"})
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Batch:
     deadline_ns: int
     changes: list[tuple[int, Change]] = field(default_factory=list)
     paths: set[str] = field(default_factory=set)
     alive: bool = True
+    after: set[_Batch] | None = None
+    """Batches holding a pending ancestor of one of our changes' paths: they close first."""
+    merged_into: _Batch | None = None
+
+
+def _current(batch: _Batch) -> _Batch:
+    while batch.merged_into is not None:
+        batch = batch.merged_into
+    return batch
 
 
 @dataclass(slots=True, eq=False)
@@ -57,6 +69,9 @@ class Coalescer:
         self._heap: list[tuple[int, int, _Batch]] = []
         self._seq = count()
         self._below: dict[str, int] = {}  # directory -> number of pending paths strictly below it
+        self._dirs: set[str] = set()
+        """Pending paths named by a change of a directory (or unknown kind): the only ones a later
+        change can be below. Empty in a burst of file changes, which then skip the ancestor walk."""
 
     def pending(self) -> int:
         """How many paths have an open window."""
@@ -84,6 +99,8 @@ class Coalescer:
             out += self.flush()
         batch = self._batch_for(ends, change.time_ns)
         batch.changes.append((next(self._seq), change))
+        if change.kind in ("dir", None):
+            self._dirs.update(ends)
         return out
 
     def due(self, now_ns: int) -> list[Change]:
@@ -115,16 +132,32 @@ class Coalescer:
             batch, *others = sorted(batches.values(), key=lambda b: b.deadline_ns)
             for other in others:
                 other.alive = False
+                other.merged_into = batch
                 batch.changes = sorted(batch.changes + other.changes, key=lambda sc: sc[0])
                 for p in other.paths:
                     self._by_path[p] = batch
                 batch.paths |= other.paths
+                if other.after:
+                    batch.after = other.after | (batch.after or set())
         for p in ends:
             if p not in batch.paths:
                 batch.paths.add(p)
                 self._by_path[p] = batch
                 self._count_below(p, 1)
+            if self._dirs:
+                self._after_ancestors(batch, p)
         return batch
+
+    def _after_ancestors(self, batch: _Batch, path: str) -> None:
+        dirs = self._dirs
+        cut = path.rfind("/")
+        while cut > 0:
+            path = path[:cut]
+            if path in dirs and (ancestor := self._by_path[path]) is not batch:
+                if batch.after is None:
+                    batch.after = set()
+                batch.after.add(ancestor)
+            cut = path.rfind("/")
 
     def _count_below(self, path: str, delta: int) -> None:
         cut = path.rfind("/")
@@ -140,10 +173,29 @@ class Coalescer:
                 del self._below["/"]
 
     def _close(self, batch: _Batch) -> list[Change]:
-        batch.alive = False
+        """Close ``batch``, after the batches it must follow (depth-first, iteratively)."""
+        out: list[Change] = []
+        batch.alive = False  # claimed when stacked, so a cycle of ``after`` links ends
+        stack: list[tuple[_Batch, bool]] = [(batch, False)]
+        while stack:
+            current, ready = stack.pop()
+            if ready:
+                out += self._net(current)
+                continue
+            stack.append((current, True))
+            for first in current.after or ():
+                first = _current(first)
+                if first.alive:
+                    first.alive = False
+                    stack.append((first, False))
+            current.after = None
+        return out
+
+    def _net(self, batch: _Batch) -> list[Change]:
         for p in batch.paths:
             del self._by_path[p]
             self._count_below(p, -1)
+            self._dirs.discard(p)
         if len(batch.changes) == 1:
             only = batch.changes[0][1]
             if only.action != "moved" and not (only.action == "created" and only.existed_before):

@@ -215,6 +215,11 @@ class Normaliser:
         self._out += s.vanish_roots(src, self._now)
         existed = dst in tree
         if existed:
+            if kind == "dir" and tree.is_listed(src):
+                # The backend re-keyed the moved directory's watches to ``dst`` when it read the
+                # pair, over those of the directory it replaced: give the names back first, or
+                # releasing the replaced subtree removes the moved directory's own watches.
+                s.ws.backend.moved_dir(dst, src)
             self._out += s.drop_subtree(dst, self._now, report=False)
             self._unsure.pop(dst, None)
         listed = tree.move(src, dst)

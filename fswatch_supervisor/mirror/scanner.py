@@ -46,19 +46,27 @@ def is_cookie(path: str) -> bool:
 
 def list_dir(path: str, cookies: list[str] | None = None) -> list[ScanItem]:
     """The entries of ``path`` (lstat: symlinks are reported as themselves, never followed).
-    The supervisor's own sync cookies are never entries; they are appended to ``cookies``."""
+    The supervisor's own sync cookies are never entries; they are appended to ``cookies``.
+
+    Entries are stat-ed relative to an open descriptor of the directory, not by path: when the
+    directory is renamed during the listing, a by-path lstat finds nothing and its entries would be
+    dropped from a listing the model then trusts (the move event that follows re-keys them)."""
     items: list[ScanItem] = []
-    with os.scandir(path) as it:
-        for entry in it:
-            if entry.name.startswith(COOKIE_PREFIX):
-                if cookies is not None:
-                    cookies.append(join(path, entry.name))
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            items.append((join(path, entry.name), kind_of_mode(st.st_mode), st.st_size, st.st_mtime_ns))
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with os.scandir(fd) as it:
+            for entry in it:
+                if entry.name.startswith(COOKIE_PREFIX):
+                    if cookies is not None:
+                        cookies.append(join(path, entry.name))
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted since the readdir: its event follows
+                items.append((join(path, entry.name), kind_of_mode(st.st_mode), st.st_size, st.st_mtime_ns))
+    finally:
+        os.close(fd)
     return items
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fswatch_supervisor.client import SupervisorClient
@@ -140,9 +140,10 @@ class Operations:
             pass  # e.g. a name taken by the other kind; the sequence goes on
 
 
-# Symlinks are made only before the watcher exists: a symlink renamed (or whose directory is renamed)
-# before the mirror could lstat it is recorded as a file (see test_semantics_watches, the xfail
-# test of that mirror bug). Once fixed, "symlink" belongs in OPS too.
+# Symlinks are made only before the watcher exists: with "symlink" among OPS, 2 runs in 10 of 300
+# examples still failed, each with a symlink made in a new directory around the time that directory
+# was renamed (mkdir b; ...; mv b build): the symlink missing, or recorded as a file. Put "symlink"
+# in OPS once that mirror race is fixed.
 OPS = ["create", "create", "update", "delete", "mkdir", "rmtree", "move-file", "move-file", "move-dir", "rename-dir",
        "pause"]
 NUMBER = st.integers(0, 50)
@@ -178,19 +179,24 @@ COUNTER = itertools.count()
 @settings(max_examples=int(os.environ.get("FSWATCH_REPLAY_EXAMPLES", "20")), deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 # Regressions the random search rarely reaches: a hidden directory that the neighbour keeps listed
-# renamed to a visible name; "cache" (contents excluded) renamed, with a 50 ms window.
+# renamed to a visible name; "cache" (contents excluded) renamed, with a 50 ms window; a directory
+# renamed while the mirror lists it (mkdir a; a/f a/g; rm f; mv a f; mv f/f g: its entries were
+# dropped ~1 % of the time, test_mirror_rename_races); a file moved into a directory renamed in the
+# same window (mkdir a; >f; mv a g; mv f g/f: created g/f came out before moved g from a).
 @example(setup=[("mkdir", 0, 3, 0), ("create", 1, 0, 0)], ops=[("rename-dir", 0, 0, 0)], extra="no tmp",
          window=0, neighbour=True)
 @example(setup=[("mkdir", 0, 4, 0), ("create", 1, 0, 0)], ops=[("rename-dir", 0, 0, 0)],
          extra="not inside cache", window=50, neighbour=True)
+@example(setup=[], ops=[("create", 0, 0, 0), ("create", 0, 1, 0), ("mkdir", 0, 0, 0), ("create", 1, 0, 0),
+                       ("create", 1, 1, 0), ("delete", 0, 2, 0), ("move-dir", 0, 0, 0), ("move-file", 0, 0, 1)],
+         extra="no build", window=10, neighbour=False)
+@example(setup=[("mkdir", 0, 0, 0)], ops=[("create", 0, 0, 0), ("move-dir", 0, 0, 1), ("move-file", 1, 0, 0)],
+         extra="keep .keep", window=10, neighbour=False)
 @given(setup=st.lists(SETUP_OP, max_size=20), ops=st.lists(OP, min_size=1, max_size=30),
        extra=st.sampled_from(sorted(EXTRA_RULES)), window=st.sampled_from([0, 10, 50]), neighbour=st.booleans())
 def test_snapshot_plus_events_replays_to_the_live_state(
         replay_supervisor: tuple[SupervisorProc, Path], setup: list[tuple[str, int, int, int]],
         ops: list[tuple[str, int, int, int]], extra: str, window: int, neighbour: bool) -> None:
-    # Without a neighbour, "cache" keeps its subdirectories pruned, and renaming it hits the mirror
-    # bug of test_pruned_directories_below_a_moved_directory_are_crawled_when_now_needed.
-    assume(neighbour or extra != "not inside cache")
     supervisor, base = replay_supervisor
     root = base / f"ex{next(COUNTER)}"
     root.mkdir()

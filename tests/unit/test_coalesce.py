@@ -202,6 +202,29 @@ class TestTiming:
         out = burst([updated("/r/d/f"), deleted("/r/d/f"), deleted("/r/d", None)])
         assert brief(out) == [("deleted", "/r/d/f"), ("deleted", "/r/d")]
 
+    # A change below a directory pending in another window: the directory's change goes out first,
+    # even when the change joined an earlier window (the replay test's mkdir a; >f; mv a g; mv f g/f).
+    @pytest.mark.parametrize(
+        ("raw", "expected"),
+        [
+            ([created("/r/f"), moved("/r/a", "/r/g", "dir"), moved("/r/f", "/r/g/f")],
+             [("moved", "/r/g", "/r/a"), ("created", "/r/g/f")]),
+            ([updated("/r/y"), moved("/r/a", "/r/g", "dir"), moved("/r/g/f", "/r/y", replaced=True)],
+             [("moved", "/r/g", "/r/a"), ("moved", "/r/y", "/r/g/f")]),
+            ([created("/r/x"), created("/r/d", "dir"), created("/r/d/e", "dir"), moved("/r/x", "/r/d/e/x")],
+             [("created", "/r/d"), ("created", "/r/d/e"), ("created", "/r/d/e/x")]),
+        ],
+    )
+    def test_a_change_below_a_pending_directory_goes_out_after_it(
+            self, raw: list[Change], expected: list[tuple[str, ...]]) -> None:
+        co = Coalescer(50)
+        for i, change in enumerate(raw):
+            change.time_ns = i * MS
+            assert co.add(change, i * MS) == []
+        assert co.next_deadline() == 50 * MS  # the first window's deadline still bounds the wait
+        assert brief(co.due(50 * MS)) == expected
+        assert co.pending() == 0 and co.next_deadline() is None
+
     def test_negative_window_is_rejected(self) -> None:
         with pytest.raises(ValueError, match="window_ms"):
             Coalescer(-1)
