@@ -24,6 +24,7 @@ observed the state the event describes, so ``since=T`` never hides a change made
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -41,6 +42,15 @@ class _Batch:
     after: set[_Batch] | None = None
     """Batches holding a pending ancestor of one of our changes' paths: they close first."""
     merged_into: _Batch | None = None
+
+
+def _dependencies(batch: _Batch) -> Iterator[_Batch]:
+    """The batches ``batch`` must follow, earliest deadline first, then in arrival order (a set has
+    no order of its own, and one OS read gives many changes the same time)."""
+    after = sorted({_current(b) for b in batch.after or ()},
+                   key=lambda b: (b.deadline_ns, b.changes[0][0] if b.changes else 0))
+    batch.after = None
+    return iter(after)
 
 
 def _current(batch: _Batch) -> _Batch:
@@ -173,22 +183,22 @@ class Coalescer:
                 del self._below["/"]
 
     def _close(self, batch: _Batch) -> list[Change]:
-        """Close ``batch``, after the batches it must follow (depth-first, iteratively)."""
+        """Close ``batch`` after the batches it must follow: a depth-first topological order,
+        iterative, dependencies in deadline order. A batch is claimed when it is visited, so one
+        reached twice closes once, and a cycle of ``after`` links ends."""
         out: list[Change] = []
-        batch.alive = False  # claimed when stacked, so a cycle of ``after`` links ends
-        stack: list[tuple[_Batch, bool]] = [(batch, False)]
+        batch.alive = False
+        stack = [(batch, _dependencies(batch))]
         while stack:
-            current, ready = stack.pop()
-            if ready:
+            current, pending = stack[-1]
+            for dependency in pending:
+                if dependency.alive:
+                    dependency.alive = False
+                    stack.append((dependency, _dependencies(dependency)))
+                    break
+            else:
+                stack.pop()
                 out += self._net(current)
-                continue
-            stack.append((current, True))
-            for first in current.after or ():
-                first = _current(first)
-                if first.alive:
-                    first.alive = False
-                    stack.append((first, False))
-            current.after = None
         return out
 
     def _net(self, batch: _Batch) -> list[Change]:

@@ -225,6 +225,16 @@ class TestTiming:
         assert brief(co.due(50 * MS)) == expected
         assert co.pending() == 0 and co.next_deadline() is None
 
+    def test_pending_parents_close_in_arrival_order_when_their_deadlines_tie(self) -> None:
+        # One OS read stamps all its changes with the same time, so windows often share a deadline.
+        co = Coalescer(50)
+        for change in [created("/r/x"), created("/r/d", "dir"), created("/r/d/e", "dir"), created("/r/d/e/f", "dir"),
+                       moved("/r/x", "/r/d/e/f/x")]:
+            change.time_ns = 0
+            assert co.add(change, 0) == []
+        assert brief(co.due(50 * MS)) == [("created", "/r/d"), ("created", "/r/d/e"), ("created", "/r/d/e/f"),
+                                          ("created", "/r/d/e/f/x")]
+
     def test_negative_window_is_rejected(self) -> None:
         with pytest.raises(ValueError, match="window_ms"):
             Coalescer(-1)

@@ -7,7 +7,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +17,13 @@ from hypothesis import strategies as st
 from fswatch_supervisor.errors import StoreBusy, StoreClosed
 from fswatch_supervisor.eventmodel import format_id, format_time, parse_time
 from fswatch_supervisor.store import EventStore, FsyncPolicy, NewEvent
+from tests.unit.conftest import MakeStore
 
 T0 = time.time_ns() // 10**9 * 10**9
 """Whole seconds near now: the default age limit (7 days) applies on every rotation."""
 
-MakeStore = Callable[..., EventStore]
 
 
-@pytest.fixture(name="make_store")
-def _make_store(tmp_path: Path) -> Iterator[MakeStore]:
-    opened: list[EventStore] = []
-
-    def make(**kwargs: Any) -> EventStore:
-        store = EventStore(tmp_path / "events", **kwargs)
-        store.open()
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
 
 
 def ev(path: str, *watchers: str, t: int = T0, action: str = "created", **kw: Any) -> NewEvent:

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,11 @@ import pytest
 from fswatch_supervisor.store import EventStore, FsyncPolicy, NewEvent, framing
 from fswatch_supervisor.store.meta import load_meta, save_meta
 from fswatch_supervisor.store.records import pack_record
+from tests.unit.conftest import MakeStore
 
 REPO = Path(__file__).resolve().parents[2]
-MakeStore = Callable[..., EventStore]
 
 
-@pytest.fixture(name="make_store")
-def _make_store(tmp_path: Path) -> Iterator[MakeStore]:
-    opened: list[EventStore] = []
-
-    def make(**kwargs: Any) -> EventStore:
-        store = EventStore(tmp_path / "events", **kwargs)
-        store.open()
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
 
 
 def ev(i: int, *watchers: str) -> NewEvent:
