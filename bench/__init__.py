@@ -1,1 +1,1 @@
-"""Benchmark of fswatch against peer file-watching tools (see notes/bench.md)."""
+"""Benchmark of fswatch against peer file-watching tools (see the README's Benchmark section)."""

@@ -8,7 +8,7 @@ file written and renamed over its target must become one ``updated`` of the targ
 When a batch closes, its raw changes are replayed on a small identity model (which entry sits at
 which path: the one there at the window start, a moved one, or a new one) and the net difference
 is emitted: deletions, then moves in dependency order, then creations, then updates. See
-``notes/rules.md`` for the full table.
+the README's *Coalescing* section for the full table.
 
 Barriers flush everything pending first, so nothing can reorder across them: metadata changes
 (``overflow``, ``root-deleted``, ``watch-error``) and the deletion or move of a directory (or an

@@ -39,7 +39,7 @@ def test_quiet_watcher_reads_touch_only_its_records(tmp_path: Path, monkeypatch:
         # One small pread per quiet event: nothing proportional to the 200k busy events is read.
         assert len(reads) == len(quiet)
         assert sum(reads) < 200 * len(quiet)
-        assert elapsed < 0.5  # loose: measured well under 1 ms (see notes/store.md)
+        assert elapsed < 0.5  # loose: measured well under 1 ms (see the README's event-store figures)
 
         reads.clear()
         tail = store.read("busy", after=store.last_seq - 2000, limit=1000)
