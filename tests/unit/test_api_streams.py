@@ -24,8 +24,22 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(asyncio.wait_for(coro, 10))
 
 
+T0 = 1_700_000_000_000_000_000
+
+
 def event(seq: int, action: str = "created") -> dict[str, Any]:
-    return make_event(seq, action, f"/t/{seq}", "file", 1_700_000_000_000_000_000 + seq)
+    return make_event(seq, action, f"/t/{seq}", "file", T0 + seq)
+
+
+async def publish_until_delivered(pub: zmq.asyncio.Socket, topic: str, stream: LiveStream) -> int:
+    """Publish events 1, 2, ... on ``topic`` until ``stream`` has one: a subscription takes effect
+    some time after it is made. Returns the last sequence number published."""
+    seq = 0
+    while not len(stream):
+        seq += 1
+        await pub.send_multipart(protocol.encode_event(topic, event(seq)))
+        await asyncio.sleep(0.01)
+    return seq
 
 
 def live(seq: int, action: str = "created") -> LiveBatch:
@@ -185,11 +199,7 @@ def test_subscriber_fans_out_and_refcounts_topics(tmp_path: Path) -> None:
             first, second = subscriber.open("w_a"), subscriber.open("w_a")
             other = subscriber.open("w_b")
             assert first.needs_catchup  # nothing has confirmed the subscription yet
-            seq = 0
-            while not len(first):  # a subscription takes effect some time after it is made
-                seq += 1
-                await pub.send_multipart(protocol.encode_event("w_a", event(seq)))
-                await asyncio.sleep(0.01)
+            await publish_until_delivered(pub, "w_a", first)
             assert len(second) == len(first) and not len(other)
             assert not subscriber.open("w_a").needs_catchup  # now confirmed by a delivered message
             subscriber.release(first)

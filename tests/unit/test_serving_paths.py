@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import msgpack
 import pytest
@@ -16,21 +16,11 @@ import zmq.asyncio
 from fswatch_api.sse import CATCHUP_PAGE, encode_event, event_frames
 from fswatch_api.subscriber import RESYNC, LiveBatch, LiveStream, Subscriber
 from fswatch_supervisor import protocol
-from fswatch_supervisor.eventmodel import format_id, format_time, make_event
+from fswatch_supervisor.eventmodel import format_id, format_time
 from fswatch_supervisor.store import framing
 from fswatch_supervisor.store.records import decode_events
 from fswatch_worker.runtime import bind_tcp
-
-T = TypeVar("T")
-T0 = 1_700_000_000_000_000_000
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(coro, 10))
-
-
-def event(seq: int, action: str = "created") -> dict[str, Any]:
-    return make_event(seq, action, f"/t/{seq}", "file", T0 + seq)
+from tests.unit.test_api_streams import T0, event, publish_until_delivered, run
 
 
 def batch(*seqs: int, final: bool = False) -> LiveBatch:
@@ -155,12 +145,7 @@ def test_subscriber_delivers_a_burst_as_shared_batches(tmp_path: Path) -> None:
         try:
             await asyncio.wait_for(subscriber.connected.wait(), 5)
             streams = [subscriber.open("w_a") for _ in range(3)]
-            seq = 0
-            while not len(streams[0]):  # wait until the subscription is in effect
-                seq += 1
-                await pub.send_multipart(protocol.encode_event("w_a", event(seq)))
-                await asyncio.sleep(0.01)
-            base = seq
+            base = await publish_until_delivered(pub, "w_a", streams[0])
             for seq in range(base + 1, base + 2001):
                 await pub.send_multipart(protocol.encode_event("w_a", event(seq)))
             await pub.send_multipart(protocol.encode_event("w_a", event(base + 2001, "watcher-deleted")))
