@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 from fswatch_supervisor.changes import Action, Change, Kind
@@ -28,7 +28,8 @@ from fswatch_supervisor.store.eventstore import EventStore, NewEvent
 from fswatch_supervisor.watchers import Watcher
 
 METADATA_ACTIONS = frozenset({"overflow", "root-deleted", "watch-error"})
-Publish = Callable[[str, dict[str, Any]], None]
+Publish = Callable[[Sequence[str], dict[str, Any]], None]
+"""Send one stored event to the given watchers (the PUB socket encodes it once)."""
 EntriesBelow = Callable[[str], Iterable[tuple[str, str, int, int]]]
 """The mirror's records (path, kind, size, mtime_ns) strictly below a directory, sorted by path."""
 Carried = list[tuple[str, Kind]]
@@ -187,10 +188,9 @@ class Pipeline:
         self.events_stored += len(stored)
         woken: set[str] = set()
         for new, (_seq, event) in zip(events, stored, strict=True):
-            for watcher_id in new.watchers:
-                self._publish(watcher_id, event)
-                self.events_published += 1
-                woken.add(watcher_id)
+            self._publish(new.watchers, event)
+            self.events_published += len(new.watchers)
+            woken.update(new.watchers)
         for watcher_id in woken:
             self.wake(watcher_id)
 

@@ -7,7 +7,7 @@ before the request map are echoed back unchanged, which makes REQ and DEALER cli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import zmq
@@ -86,11 +86,14 @@ class Publisher:
         self._socket.bind(endpoint)
         self.dropped = 0
 
-    def publish(self, watcher_id: str, event: dict[str, Any]) -> None:
-        try:
-            self._socket.send_multipart(protocol.encode_event(watcher_id, event), flags=zmq.NOBLOCK)
-        except zmq.Again:
-            self.dropped += 1
+    def publish(self, watcher_ids: Sequence[str], event: dict[str, Any]) -> None:
+        """Send ``event`` on each watcher's topic; it is encoded once, however many watchers share it."""
+        payload = protocol.encode(event)
+        for watcher_id in watcher_ids:
+            try:
+                self._socket.send_multipart([watcher_id.encode(), payload], flags=zmq.NOBLOCK)
+            except zmq.Again:
+                self.dropped += 1
 
     def close(self) -> None:
         self._socket.close(linger=0)
