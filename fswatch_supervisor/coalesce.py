@@ -78,7 +78,7 @@ class Coalescer:
         self._by_path: dict[str, _Batch] = {}
         self._heap: list[tuple[int, int, _Batch]] = []
         self._seq = count()
-        self._below: dict[str, int] = {}  # directory -> number of pending paths strictly below it
+        self._below: dict[str, int] = {}  # directory -> number of its active children (see _activate)
         self._dirs: set[str] = set()
         """Pending paths named by a change of a directory (or unknown kind): the only ones a later
         change can be below. Empty in a burst of file changes, which then skip the ancestor walk."""
@@ -98,7 +98,8 @@ class Coalescer:
         """Take one raw change; return what is ready now (overdue windows, barriers, window 0)."""
         if self._window_ns == 0:
             return [change]
-        out = self.due(now_ns)
+        heap = self._heap
+        out = self.due(now_ns) if heap and heap[0][0] <= now_ns else []
         if change.action in _METADATA:
             out += self.flush()
             out.append(change)
@@ -133,27 +134,31 @@ class Coalescer:
         return out
 
     def _batch_for(self, ends: list[str], time_ns: int) -> _Batch:
-        batches = {id(b): b for p in ends if (b := self._by_path.get(p)) is not None}
-        if not batches:
+        by_path = self._by_path
+        found = [b for p in ends if (b := by_path.get(p)) is not None]
+        if not found:
             batch = _Batch(time_ns + self._window_ns)
             heapq.heappush(self._heap, (batch.deadline_ns, next(self._seq), batch))
+        elif len(found) == 1 or all(b is found[0] for b in found):
+            batch = found[0]
         else:
             # The earlier deadline survives: merging may close a window early, never late.
-            batch, *others = sorted(batches.values(), key=lambda b: b.deadline_ns)
+            batch, *others = sorted({id(b): b for b in found}.values(), key=lambda b: b.deadline_ns)
             for other in others:
                 other.alive = False
                 other.merged_into = batch
                 batch.changes = sorted(batch.changes + other.changes, key=lambda sc: sc[0])
                 for p in other.paths:
-                    self._by_path[p] = batch
+                    by_path[p] = batch
                 batch.paths |= other.paths
                 if other.after:
                     batch.after = other.after | (batch.after or set())
         for p in ends:
             if p not in batch.paths:
                 batch.paths.add(p)
-                self._by_path[p] = batch
-                self._count_below(p, 1)
+                by_path[p] = batch
+                if not self._below.get(p):
+                    self._activate(p)
             if self._dirs:
                 self._after_ancestors(batch, p)
         return batch
@@ -169,25 +174,50 @@ class Coalescer:
                 batch.after.add(ancestor)
             cut = path.rfind("/")
 
-    def _count_below(self, path: str, delta: int) -> None:
-        cut = path.rfind("/")
-        while cut > 0:
-            path = path[:cut]
-            self._below[path] = left = self._below.get(path, 0) + delta
-            if not left:
-                del self._below[path]
+    # ``_below[d]`` counts the children of ``d`` that are *active*: pending themselves, or with
+    # something pending below them. "Anything pending below d?" is then one lookup, and a change
+    # walks up only while it is the first (or last) active entry of a directory, not to the root.
+
+    def _activate(self, path: str) -> None:
+        """``path`` just became active: count it in its parent, and so on up while that is news."""
+        below, by_path = self._below, self._by_path
+        while path != "/":
             cut = path.rfind("/")
-        if path.startswith("/") and path != "/":
-            self._below["/"] = left = self._below.get("/", 0) + delta
-            if not left:
-                del self._below["/"]
+            if cut < 0:
+                return
+            parent = path[:cut] or "/"
+            n = below.get(parent, 0)
+            below[parent] = n + 1
+            if n or parent in by_path:
+                return
+            path = parent
+
+    def _deactivate(self, path: str) -> None:
+        """``path`` is neither pending nor above anything pending any more: uncount it upwards."""
+        below, by_path = self._below, self._by_path
+        while path != "/":
+            cut = path.rfind("/")
+            if cut < 0:
+                return
+            parent = path[:cut] or "/"
+            n = below[parent] - 1
+            if n:
+                below[parent] = n
+                return
+            del below[parent]
+            if parent in by_path:
+                return
+            path = parent
 
     def _close(self, batch: _Batch) -> list[Change]:
         """Close ``batch`` after the batches it must follow: a depth-first topological order,
         iterative, dependencies in deadline order. A batch is claimed when it is visited, so one
         reached twice closes once, and a cycle of ``after`` links ends."""
-        out: list[Change] = []
         batch.alive = False
+        if not batch.after:
+            batch.after = None
+            return self._net(batch)
+        out: list[Change] = []
         stack = [(batch, _dependencies(batch))]
         while stack:
             current, pending = stack[-1]
@@ -204,7 +234,8 @@ class Coalescer:
     def _net(self, batch: _Batch) -> list[Change]:
         for p in batch.paths:
             del self._by_path[p]
-            self._count_below(p, -1)
+            if not self._below.get(p):
+                self._deactivate(p)
             self._dirs.discard(p)
         if len(batch.changes) == 1:
             only = batch.changes[0][1]

@@ -75,7 +75,7 @@ class Pipeline:
         self._deliver(ready)
         self._arm_timer()
 
-    def _carry(self, directory: str, windows: set[int]) -> None:
+    def _carry(self, directory: str, windows: frozenset[int]) -> None:
         if self.entries_below is None:
             return
         # Taken now, while the model holds the subtree the move carried: by the time a window closes
@@ -85,10 +85,10 @@ class Pipeline:
         for window in windows:
             self._carried.setdefault(window, {})[directory] = carried
 
-    def _windows_for(self, change: Change) -> set[int]:
-        windows = {w.coalesce_ms for w in self._registry.covering(change.path)}
+    def _windows_for(self, change: Change) -> frozenset[int]:
+        windows = self._registry.windows_covering(change.path)
         if change.from_path is not None:
-            windows.update(w.coalesce_ms for w in self._registry.covering(change.from_path))
+            windows |= self._registry.windows_covering(change.from_path)
         return windows
 
     def _coalescer(self, window: int) -> Coalescer:
@@ -130,27 +130,37 @@ class Pipeline:
     # -- routing ----------------------------------------------------------------------------
 
     def _deliver(self, ready: Iterable[tuple[int | None, Change]]) -> None:
-        # One record per (change, what a watcher sees of it); watchers that see the same events share
-        # them. Keyed by the whole sequence a change becomes, so each watcher's order is kept.
-        batch: dict[tuple[object, ...], tuple[list[Change], list[str]]] = {}
-        for position, (window, change) in enumerate(ready):
+        new_events: list[NewEvent] = []
+        for window, change in ready:
+            if window is not None and change.from_path is None and change.kind != "dir":
+                # The common case, a file changed in place: each watcher sees it whole or not at
+                # all, so it is one record for all of them, without the per-watcher views below.
+                ids = self._selecting(window, change.path)
+                if ids:
+                    new_events.append(_new_event(change, ids))
+                continue
+            # One record per (change, what a watcher sees of it); watchers that see the same events
+            # share them. Keyed by the whole sequence a change becomes, so each watcher's order is kept.
+            views: dict[tuple[object, ...], tuple[list[Change], list[str]]] = {}
             for watcher, events in self._route(window, change):
-                key = (position, *((e.action, e.path, e.from_path, e.kind) for e in events))
-                entry = batch.get(key)
+                key = tuple((e.action, e.path, e.from_path, e.kind) for e in events)
+                entry = views.get(key)
                 if entry is None:
-                    batch[key] = (events, [watcher.id])
+                    views[key] = (events, [watcher.id])
                 else:
                     entry[1].append(watcher.id)
+            new_events += [_new_event(event, tuple(ids)) for events, ids in views.values() for event in events]
         for window, carried in self._carried.items():
             if carried and self.pending(window) == 0:
                 carried.clear()  # moves that netted to nothing (moved and back) leave no capture behind
-        if batch:
-            self.emit([
-                NewEvent(action=event.action, path=event.path, kind=event.kind, time_ns=event.time_ns,
-                         watchers=tuple(ids), from_path=event.from_path, rescan=event.rescan,
-                         detail=event.detail)
-                for events, ids in batch.values() for event in events
-            ])
+        if new_events:
+            self.emit(new_events)
+
+    def _selecting(self, window: int, path: str) -> tuple[str, ...]:
+        """Ids of the watchers with this window whose rules select ``path`` (each once)."""
+        ids = tuple(w.id for w in self._registry.covering(path) if w.coalesce_ms == window and w.rules.selects(path))
+        # A watcher with nested include roots is found once per root.
+        return ids if len(ids) < 2 else tuple(dict.fromkeys(ids))
 
     def _route(self, window: int | None, change: Change) -> Iterable[tuple[Watcher, list[Change]]]:
         if window is None:
@@ -224,11 +234,15 @@ class Pipeline:
         }
 
 
+def _new_event(change: Change, watchers: tuple[str, ...]) -> NewEvent:
+    return NewEvent(action=change.action, path=change.path, kind=change.kind, time_ns=change.time_ns,
+                    watchers=watchers, from_path=change.from_path, rescan=change.rescan, detail=change.detail)
+
+
 def _as_seen_by(watcher: Watcher, change: Change, carried: Carried) -> list[Change]:
     """The change as this watcher sees it: a move across its edge becomes created or deleted, and
     for a moved directory, the entries below it whose selection the move changed."""
-    def sees(path: str) -> bool:
-        return watcher.covers(path) and watcher.rules.selects(path)
+    sees = watcher.rules.selects  # False outside the watcher's include roots
 
     def below(action: Action, top: str, entries: Iterable[tuple[str, Kind]]) -> list[Change]:
         return [Change(action, top + rel, kind, change.time_ns, rescan=change.rescan) for rel, kind in entries]

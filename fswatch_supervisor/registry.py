@@ -48,7 +48,7 @@ class Registry:
         self._file_root_parents: dict[str, int] = {}
         self._file_parents_of: dict[str, list[str]] = {}
         self._serial = 0
-        self._covering_dirs: dict[str, tuple[Watcher, ...]] = {}
+        self._covering_dirs: dict[str, tuple[tuple[Watcher, ...], frozenset[int]]] = {}
         """``covering()`` of directories, the hot lookup of routing; dropped whenever watchers change."""
 
     def open(self) -> list[Watcher]:
@@ -142,17 +142,27 @@ class Registry:
         if path == "/":
             return tuple(self._by_root.get("/", ()))
         cut = path.rfind("/")
-        above = self._covering_dir(path[:cut] or "/")
+        above = self._covering_dir(path[:cut] or "/")[0]
         here = self._by_root.get(path)
         return above + tuple(here) if here else above
 
-    def _covering_dir(self, directory: str) -> tuple[Watcher, ...]:
+    def windows_covering(self, path: str) -> frozenset[int]:
+        """The distinct ``coalesce_ms`` of :meth:`covering` (asked once per change: cached too)."""
+        if path == "/":
+            return frozenset(w.coalesce_ms for w in self._by_root.get("/", ()))
+        cut = path.rfind("/")
+        above = self._covering_dir(path[:cut] or "/")[1]
+        here = self._by_root.get(path)
+        return above | {w.coalesce_ms for w in here} if here else above
+
+    def _covering_dir(self, directory: str) -> tuple[tuple[Watcher, ...], frozenset[int]]:
         cached = self._covering_dirs.get(directory)
         if cached is None:
             if len(self._covering_dirs) > 200_000:
                 self._covering_dirs.clear()
-            cached = self._covering_dirs[directory] = tuple(
+            watchers = tuple(
                 w for candidate in reversed(list(ancestors(directory))) for w in self._by_root.get(candidate, ()))
+            cached = self._covering_dirs[directory] = (watchers, frozenset(w.coalesce_ms for w in watchers))
         return cached
 
     def roots(self) -> list[str]:

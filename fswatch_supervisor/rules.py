@@ -248,7 +248,7 @@ def _within(path: str, prefix: str) -> bool:
 class RuleSet:
     """A validated, precompiled rule set. Build with :meth:`parse` or :meth:`for_path`."""
 
-    __slots__ = ("roots", "_rules", "_compiled", "_root_prefixes")
+    __slots__ = ("roots", "_rules", "_compiled", "_root_prefixes", "_default_prefix")
 
     def __init__(self, rules: list[Rule]) -> None:
         self._rules = rules
@@ -268,6 +268,10 @@ class RuleSet:
                 self._compiled.append((include, _Glob(rule[1])))
             else:
                 self._compiled.append((include, None))
+        # ``[include-path R, exclude-hidden]`` is what every watcher made with ``path`` alone has:
+        # ``selects`` answers it with two string tests instead of the general rule walk.
+        default = len(rules) == 2 and rules[0][0] == "include-path" and rules[1][0] == "exclude-hidden"
+        self._default_prefix = self._root_prefixes[0][0] if default else None
 
     @classmethod
     def parse(cls, raw: object) -> RuleSet:
@@ -322,7 +326,11 @@ class RuleSet:
 
     def selects(self, path: str) -> bool:
         """Is this path (file or directory) selected? ``path`` must be absolute."""
-        index = self._decide(_normalise(path))
+        path = _normalise(path)
+        prefix = self._default_prefix
+        if prefix is not None:
+            return (path.startswith(prefix) and "/." not in path[len(prefix) - 1:]) or path == prefix[:-1]
+        index = self._decide(path)
         return index is not None and self._compiled[index][0]
 
     def explain(self, path: str) -> tuple[bool, Rule | None]:

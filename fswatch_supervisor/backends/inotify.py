@@ -61,6 +61,10 @@ _ACTIONS: Final[dict[int, tuple[RawAction, ...]]] = {
     for bits in range(_NAMED_BITS + 1) if bits & ~_NAMED_BITS == 0
 }
 """The actions of every combination of the named bits, in ``_NAMED`` order."""
+_ENDS_WITH_CONTENT: Final[dict[int, bool]] = {
+    bits: bool(actions) and actions[-1] in ("created", "modified") for bits, actions in _ACTIONS.items()
+}
+"""Whether the last action of a combination leaves a file whose content a later write only updates."""
 _RARE: Final = IN_Q_OVERFLOW | IN_IGNORED
 _FS_ENCODING: Final = sys.getfilesystemencoding()
 _PENDING_MOVES: Final = 1024
@@ -202,13 +206,15 @@ class InotifyBackend(WatchBackend):
         # The hot loop of a burst (one pass per event): locals only, one dict lookup for the
         # actions, and the rare events (overflow, IN_IGNORED, the directory itself) out of line.
         unpack, header = _HEADER.unpack_from, _HEADER.size
-        path_of, append, actions = self._path_of, out.append, _ACTIONS
+        path_of, append, actions, content = self._path_of, out.append, _ACTIONS, _ENDS_WITH_CONTENT
         offset, last = 0, len(data) - header
+        written = ""  # the file whose creation or write is the last event out, if any
         while offset <= last:
             wd, mask, cookie, length = unpack(data, offset)
             offset += header
             if mask & _RARE or not length:
                 self._rare(wd, mask, out)
+                written = ""
                 offset += length
                 continue
             end = offset + length
@@ -219,9 +225,15 @@ class InotifyBackend(WatchBackend):
             if base is None:
                 continue
             path = base + "/" + name.decode(_FS_ENCODING, "surrogateescape")
+            bits = mask & _NAMED_BITS
+            if bits == IN_MODIFY and path == written:
+                # Another write right after the file's creation or write: the mirror reads the
+                # file's state once at the end of the batch anyway, so this one adds nothing.
+                continue
             is_dir = mask & IN_ISDIR != 0
-            for action in actions[mask & _NAMED_BITS]:
+            for action in actions[bits]:
                 append(RawEvent(path, action, is_dir, cookie))
+            written = path if content[bits] and not is_dir else ""
             if is_dir and mask & (IN_MOVED_FROM | IN_MOVED_TO):
                 self._dir_moved(mask, cookie, path)
 

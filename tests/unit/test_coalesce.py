@@ -335,3 +335,30 @@ def test_replaying_output_reaches_the_final_tree(initial: set[str], plan: list[O
     if window_ms == 0:
         assert out == raw
     assert len(out) <= len(raw) + sum(c.action == "moved" for c in raw)
+
+
+# -- property: the "anything pending below?" index matches a brute-force answer -----------------
+
+TREE = ["/r", "/r/a", "/r/a/x", "/r/a/y", "/r/a/d", "/r/a/d/z", "/r/b", "/r/b/x", "/"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["created", "updated", "deleted", "moved", "tick"]),
+                          st.sampled_from(TREE), st.sampled_from(TREE), st.sampled_from(["file", "dir", None]),
+                          st.sampled_from([0, 1, 3, 20])), min_size=1, max_size=40))
+def test_pending_below_index_matches_brute_force(steps: list[tuple[str, str, str, Kind | None, int]]) -> None:
+    co, now = Coalescer(10), 0
+    for action, path, other, kind, gap_ms in steps:
+        now += gap_ms * MS
+        if action == "tick":
+            co.due(now)
+        elif action == "moved" and path != other:
+            co.add(Change("moved", path, kind, now, from_path=other), now)
+        elif action != "moved":
+            co.add(Change(action, path, kind, now), now)
+        pending = set(co._by_path)
+        for d in TREE:
+            expected = any(p.startswith(d.rstrip("/") + "/") and p != d for p in pending)
+            assert bool(co._below.get(d)) == expected, (d, pending, co._below)
+    co.flush()
+    assert not co._below and not co._by_path

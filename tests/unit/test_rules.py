@@ -296,3 +296,13 @@ def test_needs_dir_never_prunes_a_selected_path(rules: list[list[str]]) -> None:
 def test_fast_paths_agree_with_the_automaton(pattern: str, comps: list[str]) -> None:
     glob = _Glob(pattern)
     assert glob.matches(comps) == glob._run(comps)[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["/", "/r", "/r/a", "/r/.h", "/r/"]),
+       st.lists(st.sampled_from(NAMES + [".", "..", "", "r", "a."]), max_size=4))
+def test_default_rule_set_shortcut_agrees_with_the_rule_walk(root: str, comps: list[str]) -> None:
+    path = "/" + "/".join(comps)
+    # An include-glob that matches nothing keeps the selection and takes the general rule walk.
+    general = RuleSet.parse([["include-path", root], ["exclude-hidden"], ["include-glob", "/nowhere/x"]])
+    assert RuleSet.for_path(root).selects(path) == general.selects(path), path
