@@ -6,6 +6,8 @@ taken by the child (CLOCK_REALTIME), never here, so a busy harness cannot skew t
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 
 CHILDREN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "children")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+PIPE_BYTES = 1 << 20  # the default /proc/sys/fs/pipe-max-size
 
 
 class PeerError(RuntimeError):
@@ -192,4 +196,10 @@ def spawn(argv: list[str], stderr_path: str, *, stdin: int | None = subprocess.P
         proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=err,
                                 env=child_env(env), start_new_session=True)
     proc.stderr_path = stderr_path  # type: ignore[attr-defined]
+    if proc.stdout is not None:
+        # The harness may be busy doing a workload's operations; a child that blocks writing its
+        # events to a full 64 KiB pipe stops reading its tool and stamps late. A bigger pipe
+        # keeps the harness out of every tool's figures alike.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(proc.stdout.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
     return proc

@@ -297,6 +297,10 @@ class Subscriber:
                     break
             self._fan_out(messages)
             last_fan_out = loop.time()
+            # Awaiting a socket that has messages waiting does not yield to the loop: without this,
+            # a burst is read and queued to the end before any stream writes, and a stream that
+            # reads fast enough is cut off as "behind" by events it was never offered.
+            await asyncio.sleep(0)
 
     def _fan_out(self, messages: list[list[bytes]]) -> None:
         by_topic: dict[str, tuple[list[int], list[bytes]]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,8 +12,8 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from fswatch_api.sse import encode_event, event_frames
-from fswatch_api.subscriber import RESYNC, LiveBatch, LiveStream, Subscriber
+from fswatch_api.sse import LIVE_CHUNK_EVENTS, encode_event, event_frames
+from fswatch_api.subscriber import READ_BATCH, RESYNC, LiveBatch, LiveStream, Subscriber
 from fswatch_supervisor import protocol
 from fswatch_supervisor.errors import NotFound
 from fswatch_supervisor.eventmodel import format_id, make_event
@@ -185,17 +186,30 @@ def test_sse_frame_shape() -> None:
     assert frame.endswith("}\n\n")
 
 
+@contextlib.asynccontextmanager
+async def subscribed(tmp_path: Path, capacity: int) -> AsyncIterator[tuple[zmq.asyncio.Socket, Subscriber]]:
+    """A PUB socket and a running ``Subscriber`` connected to it."""
+    context = zmq.asyncio.Context()
+    endpoint = f"ipc://{tmp_path}/pub.ipc"
+    pub = context.socket(zmq.PUB)
+    pub.setsockopt(zmq.SNDHWM, 0)
+    pub.bind(endpoint)
+    subscriber = Subscriber(context, endpoint, capacity=capacity, encode=encode_event)
+    reader = asyncio.create_task(subscriber.run())
+    try:
+        await asyncio.wait_for(subscriber.connected.wait(), 5)
+        yield pub, subscriber
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        pub.close(linger=0)
+        context.destroy(linger=0)
+
+
 @pytest.mark.timeout(20)
 def test_subscriber_fans_out_and_refcounts_topics(tmp_path: Path) -> None:
     async def go() -> None:
-        context = zmq.asyncio.Context()
-        endpoint = f"ipc://{tmp_path}/pub.ipc"
-        pub = context.socket(zmq.PUB)
-        pub.bind(endpoint)
-        subscriber = Subscriber(context, endpoint, capacity=100, encode=encode_event)
-        reader = asyncio.create_task(subscriber.run())
-        try:
-            await asyncio.wait_for(subscriber.connected.wait(), 5)
+        async with subscribed(tmp_path, capacity=100) as (pub, subscriber):
             first, second = subscriber.open("w_a"), subscriber.open("w_a")
             other = subscriber.open("w_b")
             assert first.needs_catchup  # nothing has confirmed the subscription yet
@@ -207,9 +221,23 @@ def test_subscriber_fans_out_and_refcounts_topics(tmp_path: Path) -> None:
             assert subscriber.stream_count == 3
             subscriber.close_all()
             assert second.closed == "shutdown" and subscriber.open("w_c").closed == "shutdown"
-        finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-            pub.close(linger=0)
-            context.destroy(linger=0)
+    run(go())
+
+
+@pytest.mark.timeout(20)
+def test_a_burst_waiting_on_the_socket_does_not_cut_off_a_reader_that_keeps_up(tmp_path: Path) -> None:
+    burst = 20_000  # five fan-outs' worth, all published before the subscriber reads any
+
+    async def go() -> None:
+        async with subscribed(tmp_path, capacity=READ_BATCH + 1000) as (pub, subscriber):
+            stream = subscriber.open("w_a")
+            start = await publish_until_delivered(pub, "w_a", stream)
+            for seq in range(start + 1, start + 1 + burst):
+                await pub.send_multipart(protocol.encode_event("w_a", event(seq)))
+            seen: list[int] = []
+            while (not seen or seen[-1] < start + burst) and stream.closed is None:
+                seen += [seq for item in await stream.next_batch(LIVE_CHUNK_EVENTS)
+                         if isinstance(item, LiveBatch) for seq in item.seqs]
+            assert stream.closed is None
+            assert [seq for seq in seen if seq > start] == list(range(start + 1, start + 1 + burst))
     run(go())
