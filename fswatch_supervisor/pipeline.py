@@ -57,21 +57,27 @@ class Pipeline:
         """The mirror's callback: runs in the loop thread for each batch of OS changes."""
         now = time.time_ns()
         ready: list[tuple[int | None, Change]] = []
+        append = ready.append
+        windows_covering = self._registry.windows_covering
+        self.changes_in += len(changes)
         for change in changes:
-            self.changes_in += 1
             if change.action == "created" and change.existed_before:
                 # Something replaced an existing entry (an atomic save's rename-over): for anyone
                 # who knew the path, that is an update of it.
                 change.action = "updated"
-            if change.action in METADATA_ACTIONS:
+            elif change.action in METADATA_ACTIONS:
                 ready.extend(self._flush_all())  # metadata must not overtake what came before it
-                ready.append((None, change))
+                append((None, change))
                 continue
-            windows = self._windows_for(change)
+            windows = windows_covering(change.path)
+            if change.from_path is not None:
+                windows |= windows_covering(change.from_path)
             if change.action == "moved" and change.kind == "dir" and windows:
                 self._carry(change.path, windows)
             for window in windows:
-                ready.extend((window, out) for out in self._coalescer(window).add(change, now))
+                coalescer = self._coalescers.get(window) or self._coalescer(window)
+                for out in coalescer.add(change, now):
+                    append((window, out))
         self._deliver(ready)
         self._arm_timer()
 
@@ -84,12 +90,6 @@ class Pipeline:
         carried = [(path[cut:], cast(Kind, kind)) for path, kind, _, _ in self.entries_below(directory)]
         for window in windows:
             self._carried.setdefault(window, {})[directory] = carried
-
-    def _windows_for(self, change: Change) -> frozenset[int]:
-        windows = self._registry.windows_covering(change.path)
-        if change.from_path is not None:
-            windows |= self._registry.windows_covering(change.from_path)
-        return windows
 
     def _coalescer(self, window: int) -> Coalescer:
         coalescer = self._coalescers.get(window)
@@ -196,13 +196,15 @@ class Pipeline:
         """Store, then publish and wake long-polls. Also used for ``watcher-deleted``."""
         stored = self._store.append(events)
         self.events_stored += len(stored)
-        woken: set[str] = set()
+        publish = self._publish
+        published = 0
         for new, (_seq, event) in zip(events, stored, strict=True):
-            self._publish(new.watchers, event)
-            self.events_published += len(new.watchers)
-            woken.update(new.watchers)
-        for watcher_id in woken:
-            self.wake(watcher_id)
+            publish(new.watchers, event)
+            published += len(new.watchers)
+        self.events_published += published
+        if self._waiters:
+            for watcher_id in {w for new in events for w in new.watchers}:
+                self.wake(watcher_id)
 
     def wake(self, watcher_id: str) -> None:
         for future in self._waiters.pop(watcher_id, ()):
