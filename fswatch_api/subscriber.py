@@ -21,7 +21,7 @@ import contextlib
 import itertools
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import zmq
 import zmq.asyncio
@@ -280,6 +280,11 @@ class Subscriber:
     async def _read(self, sock: zmq.asyncio.Socket) -> None:
         loop = asyncio.get_running_loop()
         last_fan_out = -1e9
+        # The same socket through the plain API, for what is already waiting: the asyncio API
+        # builds a future per message even when one is ready (a 35k-event burst cost the front-end
+        # 0.30 s of CPU that way, 0.21 s this way). Only the wait for a batch's first message
+        # needs the event loop.
+        waiting: zmq.Socket[bytes] = zmq.Socket.shadow(sock.underlying)
         while True:
             messages = [await sock.recv_multipart()]
             window = min(BATCH_WINDOW_MAX_S, BATCH_WINDOW_PER_STREAM_S * self.stream_count)
@@ -289,10 +294,8 @@ class Subscriber:
                 # one chunk per window instead of one per event (the cost of a write is per write).
                 await asyncio.sleep(wait)
             while len(messages) < READ_BATCH:
-                # A non-blocking receive on an asyncio socket returns an already settled future.
-                ready = cast("asyncio.Future[list[bytes]]", sock.recv_multipart(flags=zmq.NOBLOCK))
                 try:
-                    messages.append(ready.result())
+                    messages.append(waiting.recv_multipart(zmq.NOBLOCK))
                 except zmq.Again:
                     break
             self._fan_out(messages)
