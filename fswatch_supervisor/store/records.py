@@ -20,6 +20,7 @@ from typing import Any
 import msgpack
 
 from fswatch_supervisor.eventmodel import Event, format_id, format_time
+from fswatch_supervisor.packing import pack
 
 
 class FsyncPolicy(StrEnum):
@@ -65,10 +66,7 @@ def extra_of(event: NewEvent) -> dict[str, Any] | None:
 
 
 def pack_record(seq: int, event: NewEvent, extra: dict[str, Any] | None) -> bytes:
-    return msgpack.packb(
-        [seq, event.time_ns, event.action, event.path, event.kind, extra, list(event.watchers)],
-        use_bin_type=True,
-    )
+    return pack([seq, event.time_ns, event.action, event.path, event.kind, extra, list(event.watchers)])
 
 
 def decode_events(seqs: list[int], payloads: list[bytes], since_ns: int | None, limit: int) -> list[Event]:
