@@ -25,6 +25,7 @@ from fswatch_supervisor.config import SupervisorConfig
 from fswatch_supervisor.cookies import CookieJar
 from fswatch_supervisor.errors import StoreBusy
 from fswatch_supervisor.logs import get_logger
+from fswatch_supervisor.memory import trim_after_bursts
 from fswatch_supervisor.mirror import FsMirror
 from fswatch_supervisor.mirror.entries import Record
 from fswatch_supervisor.pipeline import Pipeline
@@ -90,6 +91,8 @@ class Supervisor:
             asyncio.create_task(self._restore(service, mirror, pipeline, registry, snapshot_path), name="restore"),
             asyncio.create_task(self._housekeeping(service, store, mirror, pipeline, registry, snapshot_path),
                                 name="housekeeping"),
+            # A burst's raw events, changes and records are garbage once it is stored and published.
+            asyncio.create_task(trim_after_bursts(), name="trim"),
             asyncio.create_task(self._dispatch_signals(signals), name="signals"),
             asyncio.create_task(self._notify_ready(ready_when), name="notify"),
         ]

@@ -19,7 +19,13 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-import uvicorn
+from fswatch_supervisor.memory import optional_imports_hidden, trim_after_bursts
+
+# uvicorn imports watchfiles (when installed) for its --reload supervisor, which a worker never
+# runs; its first import in the process must not load it (about 1 MB).
+with optional_imports_hidden("watchfiles"):
+    import uvicorn
+
 from starlette.applications import Starlette
 
 from fswatch_api import ApiSettings, begin_drain, create_app
@@ -97,7 +103,8 @@ class Worker:
         try:
             async with asyncio.TaskGroup() as group:
                 serving = group.create_task(self.server.serve(self.sockets))
-                helpers = [group.create_task(self._dispatch_signals()), group.create_task(self._watch_parent())]
+                helpers = [group.create_task(self._dispatch_signals()), group.create_task(self._watch_parent()),
+                           group.create_task(trim_after_bursts())]
                 await serving
                 for helper in helpers:
                     helper.cancel()

@@ -65,7 +65,6 @@ class Normaliser:
 
     def apply(self, ops: list[Op]) -> None:
         self._now = time.time_ns()
-        self._fresh.clear()
         try:
             for op in ops:
                 if isinstance(op, Move):
@@ -74,6 +73,7 @@ class Normaliser:
                     self._event(op)
         finally:
             self._flush()
+            self._fresh.clear()  # now, not at the next batch: a burst's set would stay until then
 
     def _flush(self) -> None:
         self._settle()

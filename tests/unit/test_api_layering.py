@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = {  # the supervisor modules that form the protocol between processes
     "fswatch_supervisor.protocol", "fswatch_supervisor.client", "fswatch_supervisor.errors",
     "fswatch_supervisor.eventmodel", "fswatch_supervisor.statedir", "fswatch_supervisor.logs",
-    "fswatch_supervisor.exitcodes", "fswatch_supervisor",
+    "fswatch_supervisor.exitcodes", "fswatch_supervisor.memory", "fswatch_supervisor",
 }
 
 
