@@ -24,11 +24,21 @@ def process_tree(pids: Iterable[int]) -> list[psutil.Process]:
 
 
 def rss_bytes(pids: Iterable[int]) -> int:
+    return _summed(pids, lambda proc: int(proc.memory_info().rss))
+
+
+def pss_bytes(pids: Iterable[int]) -> int:
+    """Proportional set size: pages shared between the processes (a library both map) count
+    once in all, not once per process as in the RSS sum."""
+    return _summed(pids, lambda proc: int(proc.memory_full_info().pss))
+
+
+def _summed(pids: Iterable[int], measure: Callable[[psutil.Process], int]) -> int:
     total = 0
     for proc in process_tree(pids):
         try:
-            total += proc.memory_info().rss
-        except psutil.Error:
+            total += measure(proc)
+        except (psutil.Error, AttributeError):  # AttributeError: no pss outside Linux
             continue
     return total
 

@@ -2,7 +2,7 @@ import ctypes
 import os
 from pathlib import Path
 
-from bench.procstats import PeakRss, inotify_watches, rss_bytes
+from bench.procstats import PeakRss, inotify_watches, pss_bytes, rss_bytes
 
 libc = ctypes.CDLL(None, use_errno=True)
 IN_CREATE = 0x100
@@ -28,3 +28,8 @@ def test_rss_of_this_process_is_positive_and_peak_tracks_it() -> None:
     with PeakRss(lambda: [os.getpid()], interval=0.01) as peak:
         pass
     assert peak.peak >= peak.last > 0
+
+
+def test_pss_counts_shared_pages_once_so_it_is_at_most_the_rss() -> None:
+    me = [os.getpid()]
+    assert 0 < pss_bytes(me) <= rss_bytes(me)

@@ -12,7 +12,7 @@ import os
 import time
 
 from bench.peers.base import Peer
-from bench.procstats import inotify_watches
+from bench.procstats import inotify_watches, pss_bytes
 from bench.workloads.base import Context, Metrics, Workload, mb, ms, settle, watched_tree
 
 
@@ -70,6 +70,7 @@ class Burst(Workload):
                 "stream_resumes": session.reports.resumes - resumes_before,
                 "drain_ms": ms(last - last_op) if last is not None else None,
                 "rss_after_mb": mb(w.rss.last),
+                "pss_after_mb": mb(pss_bytes(session.pids())),
                 "peak_rss_mb": mb(w.rss.peak),
                 "inotify_watches": inotify_watches(session.pids()),
             }
