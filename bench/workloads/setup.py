@@ -1,5 +1,8 @@
-"""Workload 1, setup: watch a fresh tree; time until a change in its deepest directory is reported,
-peak RSS of all the tool's processes, and inotify watches held."""
+"""Workload 1, setup: watch a fresh tree; time until a change in its deepest directory is reported
+(``ready_ms``, probed as ``bench.peers.base.probe_gaps`` says), peak RSS of all the tool's
+processes, and inotify watches held. ``ack_ms`` is the watch request's own round trip, where the
+tool has one: fswatch's ``POST /watchers`` until its 201, watchman's ``watch-project``; inotifywait
+watches from its start (0)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ class Setup(Workload):
             return {
                 "dirs": ctx.sizes.dirs,
                 "ready_ms": ms(w.ready_ts - w.t0),
+                "ack_ms": ms(w.session.reports.acks["w0"][0]),
                 "peak_rss_mb": mb(w.rss.peak),
                 "inotify_watches": inotify_watches(w.session.pids()),
                 "watches_per_dir": round(inotify_watches(w.session.pids()) / (ctx.sizes.dirs + 1), 2),

@@ -8,12 +8,22 @@ that the boundary below any root is found by bisection, without walking the tree
 
 Entries whose parent is not listed (a watched root, or a single watched file) are *tops*.
 Children sets hold the same ``str`` objects as the entry keys, so a path is stored once.
+
+A crawl learns an entry's kind from the directory listing alone (``d_type``) and adds it
+*unstated* (``adopt``): its size and mtime are read later, by ``fill_stats`` (a background pass
+after the crawl) or when something asks for them first (``get``, ``records``), so the model's
+answers stay exact while a new watcher is ready after one ``readdir`` per directory. A write
+between the listing and that late ``lstat`` still arrives as an event; only a rescan after an
+overflow, which diffs against the model, must not trust late values: ``late_since`` says since
+when one may hide a change whose event was dropped.
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import stat
+import time
 from collections.abc import Iterable, Iterator
 from typing import Final
 
@@ -21,8 +31,25 @@ from fswatch_supervisor.changes import Kind
 
 KINDS: Final[tuple[Kind, ...]] = ("file", "dir", "symlink", "other")
 _KIND_INDEX: Final[dict[str, int]] = {k: i for i, k in enumerate(KINDS)}
+_FILE: Final = _KIND_INDEX["file"]
+_DIR: Final = _KIND_INDEX["dir"]
+_OPEN: Final = float("inf")
 _SIZE_BITS: Final = 64
 _SIZE_MASK: Final = (1 << _SIZE_BITS) - 1
+_UNSTATED: Final = 4
+"""Bit 2 of a packed entry: size and mtime (both 0) are not read yet."""
+_LATE: Final = 8
+"""Bit 3: size and mtime were read after the listing, not by a scan or after an event. Size
+starts at bit 4."""
+_FLAGS: Final = _UNSTATED | _LATE
+LATE_WINDOW_S: Final = 10.0
+"""How long after the last late ``lstat`` an overflow rescan still distrusts late values: events
+dropped before that ``lstat`` are announced by an overflow the loop reads well within it."""
+LATE_MARGIN_NS: Final = 20_000_000
+"""File-system timestamps come from a coarse clock (up to a tick, ~4-10 ms, behind)."""
+UNREAD_SIZE: Final = -1
+"""The size of a persisted record whose size and mtime were not read: its mtime is then a time at
+or before its listing, and a later mtime means a change (``scanner.Baseline``)."""
 
 Stat = tuple[Kind, int, int]
 Record = tuple[str, str, int, int]
@@ -46,11 +73,26 @@ def is_under(path: str, top: str) -> bool:
 
 
 def _pack(kind: Kind, size: int, mtime_ns: int) -> int:
-    return (mtime_ns << (_SIZE_BITS + 2)) | (size << 2) | _KIND_INDEX[kind]
+    return (mtime_ns << (_SIZE_BITS + 4)) | (size << 4) | _KIND_INDEX[kind]
 
 
 def _unpack(value: int) -> Stat:
-    return KINDS[value & 3], (value >> 2) & _SIZE_MASK, value >> (_SIZE_BITS + 2)
+    return KINDS[value & 3], (value >> 4) & _SIZE_MASK, value >> (_SIZE_BITS + 4)
+
+
+def _lstat(path: str, kind_index: int) -> int | None:
+    """The packed entry for ``path`` read now; ``None`` while it is gone or no longer of that kind
+    (the events saying so are still to come and will fix the model)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return kind_index  # unreadable (no search permission): known by name and kind only
+    kind = kind_of_mode(st.st_mode)
+    if _KIND_INDEX[kind] != kind_index:
+        return None
+    return _pack(kind, st.st_size, st.st_mtime_ns) | _LATE
 
 
 class SortedPaths:
@@ -93,15 +135,47 @@ class SortedPaths:
         return found
 
 
+class Listing:
+    """A directory's entries by kind, as its listing named them (``d_type``, no ``lstat``)."""
+
+    __slots__ = ("dirs", "files", "links")
+
+    def __init__(self) -> None:
+        self.dirs: list[str] = []
+        self.files: list[str] = []
+        self.links: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.dirs) + len(self.files) + len(self.links)
+
+    def paths(self) -> list[str]:
+        return self.dirs + self.files + self.links
+
+    def groups(self) -> tuple[tuple[list[str], Kind], ...]:
+        return (self.dirs, "dir"), (self.files, "file"), (self.links, "symlink")
+
+    def without(self, paths: set[str]) -> Listing:
+        rest = Listing()
+        rest.dirs = [p for p in self.dirs if p not in paths]
+        rest.files = [p for p in self.files if p not in paths]
+        rest.links = [p for p in self.links if p not in paths]
+        return rest
+
+
 class Tree:
     """Known entries, listings of listed directories, and the pruned boundary."""
 
-    __slots__ = ("_entries", "_children", "pruned")
+    __slots__ = ("_entries", "_children", "pruned", "_unstated", "_late_from_ns", "_late_until")
 
     def __init__(self) -> None:
         self._entries: dict[str, int] = {}
         self._children: dict[str, set[str]] = {}
         self.pruned = SortedPaths()
+        self._unstated: list[str] = []
+        """Paths added unstated, for ``fill_stats`` (an entry moved since is queued again under its
+        new name; one removed or stated since is skipped)."""
+        self._late_from_ns = 0
+        self._late_until = 0.0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -111,6 +185,8 @@ class Tree:
 
     def get(self, path: str) -> Stat | None:
         value = self._entries.get(path)
+        if value is not None and value & _UNSTATED:
+            value = self._state(path, value)
         return None if value is None else _unpack(value)
 
     def kind(self, path: str) -> Kind | None:
@@ -134,6 +210,70 @@ class Tree:
             siblings.add(path)
         if kind == "dir" and siblings is not None and path not in self._children:
             self.pruned.add(path)
+
+    def adopt(self, parent: str, listing: Listing, listed_ns: int) -> list[str]:
+        """List ``parent`` (listed at ``listed_ns``) with the entries of ``listing``, unstated.
+
+        When some are known already (watched roots inside), nothing is added: their paths are
+        returned, for the caller to reconcile them and ``adopt`` the rest."""
+        entries, dirs, files, links = self._entries, listing.dirs, listing.files, listing.links
+        keys = entries.keys()
+        if not (keys.isdisjoint(dirs) and keys.isdisjoint(files) and keys.isdisjoint(links)):
+            return [path for path in listing.paths() if path in entries]
+        # The bulk operations below run in C: a crawl adds thousands of entries per loop turn.
+        self.mark_listed(parent)
+        kids, queue = self._children[parent], self._unstated
+        kids.update(dirs, files, links)
+        queue += dirs
+        queue += files
+        queue += links
+        entries.update(dict.fromkeys(dirs, _DIR | _UNSTATED))
+        entries.update(dict.fromkeys(files, _FILE | _UNSTATED))
+        if links:
+            entries.update(dict.fromkeys(links, _KIND_INDEX["symlink"] | _UNSTATED))
+        for path in dirs:
+            if path not in self._children:
+                self.pruned.add(path)
+        if self._late_until != _OPEN and self.late_since() is None:
+            self._late_from_ns = listed_ns
+        self._late_until = _OPEN
+        return []
+
+    def fill_stats(self, budget: int) -> bool:
+        """``lstat`` up to ``budget`` unstated entries; whether some are left."""
+        queue, entries = self._unstated, self._entries
+        take = queue[-budget:]
+        del queue[-budget:]
+        for path in take:
+            value = entries.get(path)
+            if value is not None and value & _UNSTATED:
+                self._state(path, value)
+        if take and not queue:
+            self._late_until = time.monotonic() + LATE_WINDOW_S
+        return bool(queue)
+
+    def unstated(self) -> int:
+        """Entries queued for ``fill_stats`` (an upper bound: some may have been stated since)."""
+        return len(self._unstated)
+
+    def late_since(self) -> int | None:
+        """While entries are unstated, and for ``LATE_WINDOW_S`` after the last was stated: the
+        wall-clock ns from which the mtime of an entry read late (``is_late``) may be a change
+        made after its listing, whose event an overflow may have dropped. ``None`` otherwise."""
+        if time.monotonic() >= self._late_until:
+            return None
+        return self._late_from_ns - LATE_MARGIN_NS
+
+    def is_late(self, path: str) -> bool:
+        """Whether ``path``'s size and mtime were (or are still to be) read after its listing."""
+        return bool(self._entries.get(path, 0) & _FLAGS)
+
+    def _state(self, path: str, value: int) -> int:
+        found = _lstat(path, value & 3)
+        if found is None:
+            return value
+        self._entries[path] = found
+        return found
 
     def refresh(self, path: str, kind: Kind, size: int, mtime_ns: int) -> None:
         """``put`` for a known entry that stays what it was as far as listings go (a non-directory,
@@ -190,6 +330,8 @@ class Tree:
             value = self._entries.pop(p, None)
             if value is not None:
                 self._entries[q] = value
+                if value & _UNSTATED:
+                    self._unstated.append(q)
             kids = self._children.pop(p, None)
             if kids is not None:
                 self._children[q] = {new + c[cut:] for c in kids}
@@ -220,13 +362,20 @@ class Tree:
     def records(self, top: str) -> Iterator[Record]:
         """``(path, kind, size, mtime_ns)`` strictly below ``top``, sorted by path."""
         for path in sorted(self.walk(top)):
-            kind, size, mtime_ns = _unpack(self._entries[path])
+            value = self._entries[path]
+            kind, size, mtime_ns = _unpack(self._state(path, value) if value & _UNSTATED else value)
             yield path, kind, size, mtime_ns
 
     def all_records(self) -> Iterator[Record]:
+        """Every entry, for persistence: one still unstated is ``UNREAD_SIZE`` with, as mtime, a time
+        at or before its listing (reading 100,000 sizes here would stall the loop for a second)."""
+        unread_mtime = self._late_from_ns - LATE_MARGIN_NS
         for path, value in self._entries.items():
-            kind, size, mtime_ns = _unpack(value)
-            yield path, kind, size, mtime_ns
+            if value & _UNSTATED:
+                yield path, KINDS[value & 3], UNREAD_SIZE, unread_mtime
+            else:
+                kind, size, mtime_ns = _unpack(value)
+                yield path, kind, size, mtime_ns
 
     def record(self, path: str) -> Record | None:
         found = self.get(path)

@@ -4,6 +4,8 @@ Flow: backend batches → ``MovePairer`` → ``Normaliser`` → ``on_changes``. 
 (crawling a directory that appeared, rescans after an overflow or a restart) runs as jobs, in
 order, on one worker task owned by the mirror; sync cookies seen while a job is queued or running
 are handed to ``on_cookie`` only after it finished, so "settled" includes what a rescan reports.
+After a crawl, a background task reads the sizes and mtimes the crawl left unread
+(``Tree.fill_stats``), a chunk per loop turn; whoever needs them sooner reads them on demand.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from fswatch_supervisor.mirror.entries import Record, is_under, kind_of_mode
 from fswatch_supervisor.mirror.normalise import Normaliser
 from fswatch_supervisor.mirror.pairing import MOVE_GRACE_S, MovePairer
 from fswatch_supervisor.mirror.persist import load_model, save_model
-from fswatch_supervisor.mirror.scanner import Baseline, Crawler, stat_path
+from fswatch_supervisor.mirror.scanner import Baseline, Crawler, changed, stat_path
 from fswatch_supervisor.mirror.state import MirrorState, NeedsDir
 
 Job = Callable[[], Awaitable[None]]
+FILL_CHUNK = 1024
+"""Late ``lstat``s per loop turn: a few milliseconds, so events are not held up behind them."""
+SAVE_READS_MAX = 16384
+"""Unread sizes ``save`` reads before saving (~40 ms); beyond, it saves them unread."""
 
 log = get_logger(__name__)
 
@@ -52,6 +58,7 @@ class FsMirror:
         self._cookies: list[str] = []
         self._overflow_queued = False
         self._waiting: set[asyncio.Future[None]] = set()
+        self._filler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -60,13 +67,14 @@ class FsMirror:
         self._worker = asyncio.create_task(self._work(), name="fswatch-mirror-jobs")
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
-            self._worker = None
+        for task in (self._worker, self._filler):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self._worker = self._filler = None
         for waiter in self._waiting:
             waiter.cancel()
         if self._pairer is not None:
@@ -100,6 +108,7 @@ class FsMirror:
         s.register_root(root, "dir", ident)
         try:
             await self._crawler.crawl(root, report=False, strict=True, limit_fatal=all_or_nothing)
+            self._fill_later()
         except WatchError:
             self.remove_root(root)
             if s.roots.get(root) is not None and s.roots[root].refs <= 0:
@@ -164,8 +173,13 @@ class FsMirror:
         return len(self._state.tree)
 
     def save(self, path: Path) -> None:
+        """Persist the model. Sizes and mtimes still unread are read first when they are few;
+        many are saved unread (``entries.UNREAD_SIZE``) rather than stall the loop."""
         roots = {r: root.kind for r, root in self._state.roots.items() if root.refs > 0}
-        save_model(path, roots, self._state.tree.all_records())
+        tree = self._state.tree
+        if tree.unstated() <= SAVE_READS_MAX:
+            tree.fill_stats(SAVE_READS_MAX)
+        save_model(path, roots, tree.all_records())
 
     def load(self, path: Path) -> dict[str, list[Record]]:
         return load_model(path)
@@ -173,7 +187,11 @@ class FsMirror:
     # -- Normaliser host ------------------------------------------------------------------------
 
     def request_crawl(self, path: str) -> None:
-        self._enqueue(lambda: self._crawler.crawl(path, report=True))
+        async def job() -> None:
+            await self._crawler.crawl(path, report=True)
+            self._fill_later()
+
+        self._enqueue(job)
 
     def cookie(self, path: str) -> None:
         if self._busy:
@@ -206,6 +224,19 @@ class FsMirror:
             raise WatchPermission(f"cannot read {root}: {exc.strerror}") from exc
         except OSError as exc:
             raise WatchError(f"cannot watch {root}: {exc.strerror}") from exc
+
+    def _fill_later(self) -> None:
+        if self._filler is None and self._state.tree.unstated():
+            self._filler = asyncio.create_task(self._fill(), name="fswatch-mirror-stats")
+
+    async def _fill(self) -> None:
+        try:
+            while True:
+                if not self._state.tree.fill_stats(FILL_CHUNK):
+                    return
+                await asyncio.sleep(0)
+        finally:
+            self._filler = None
 
     def _enqueue(self, job: Job) -> None:
         self._busy += 1
@@ -277,6 +308,6 @@ class FsMirror:
         tree.put(root, kind, size, mtime_ns)
         if before is None:
             return [Change("created", root, kind, now, rescan=True)]
-        if before != (kind, size, mtime_ns):
+        if before[0] != kind or changed(before, size, mtime_ns):
             return [Change("updated", root, kind, now, existed_before=True, rescan=True)]
         return []

@@ -1,6 +1,7 @@
 """Saving and loading the model, so a restarted supervisor can report what changed while it was down.
 
-One msgpack file: ``{"version": 1, "roots": {path: kind}, "entries": [[path, kind, size, mtime_ns]...]}``,
+One msgpack file: ``{"version": 1, "roots": {path: kind}, "entries": [[path, kind, size, mtime_ns]...]}``
+(``size`` is ``entries.UNREAD_SIZE`` for an entry saved before its size and mtime were read),
 written to a temporary file, fsynced and renamed over the old one, so a crash leaves either the
 old or the new model, never a torn one. Entries are stored once even when roots overlap; loading
 splits them per root again. (This is a state file, not a wire message, so it does not go through

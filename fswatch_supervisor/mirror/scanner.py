@@ -5,6 +5,11 @@ in the listing or reported by an event (the model de-duplicates). One step (watc
 reconcile one directory) is atomic with respect to the event loop; the crawl yields to the loop
 every few hundred directories and logs ``crawl.progress`` every ~2 s on big trees.
 
+A crawl that does not diff (a new root, a directory that appeared) takes each entry's kind from
+the listing itself (``d_type``) and adds it *unstated* (see ``entries``): one ``readdir`` per
+directory and no ``lstat`` per entry (a crawl of 5,000 directories and 10,000 files went from
+~130 to ~85 ms). A rescan diffs sizes and mtimes, so it ``lstat``s every entry as it lists.
+
 Three uses share the walk, differing only in what they report:
 - a new root (``report=False``): the listing is the baseline, nothing is reported;
 - a directory that appeared (created or moved in): whatever the model does not know yet is
@@ -24,10 +29,11 @@ from typing import Final, cast
 from fswatch_supervisor.changes import Change, Kind
 from fswatch_supervisor.errors import WatchError, WatchLimitReached, WatchPermission
 from fswatch_supervisor.logs import get_logger
-from fswatch_supervisor.mirror.entries import Stat, kind_of_mode, parent_of
+from fswatch_supervisor.mirror.entries import UNREAD_SIZE, Listing, Stat, kind_of_mode, parent_of
 from fswatch_supervisor.mirror.state import MirrorState
 
 COOKIE_PREFIX: Final = ".fswatch-cookie-"
+_COOKIE_MARK: Final = "/" + COOKIE_PREFIX
 YIELD_EVERY_DIRS: Final = 256
 PROGRESS_EVERY_S: Final = 2.0
 
@@ -70,12 +76,43 @@ def list_dir(path: str, cookies: list[str] | None = None) -> list[ScanItem]:
     return items
 
 
+def list_kinds(path: str, cookies: list[str] | None = None) -> Listing | None:
+    """The entries of ``path`` by the kind the listing gives (no ``lstat``); ``None`` when some
+    entry's kind is not in it (a file system without ``d_type``, or a device, socket or FIFO):
+    ``list_dir`` then lists the directory instead. Cookies are handled as by ``list_dir``."""
+    listing = Listing()
+    dirs, files, links = listing.dirs, listing.files, listing.links
+    with os.scandir(path) as it:
+        for entry in it:
+            if entry.is_dir(follow_symlinks=False):
+                dirs.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                files.append(entry.path)
+            elif entry.is_symlink():
+                links.append(entry.path)
+            else:
+                return None
+    if _COOKIE_MARK in "\0".join(files):  # one search per directory instead of one per entry
+        found = [p for p in files if is_cookie(p)]
+        listing.files = [p for p in files if not is_cookie(p)]
+        if cookies is not None:
+            cookies += found
+    return listing
+
+
 def stat_path(path: str) -> ScanItem | None:
     try:
         st = os.lstat(path)
     except OSError:
         return None
     return path, kind_of_mode(st.st_mode), st.st_size, st.st_mtime_ns
+
+
+def changed(before: Stat, size: int, mtime_ns: int) -> bool:
+    """Whether an entry of the same kind as ``before`` now has ``size`` and ``mtime_ns``."""
+    if before[1] == UNREAD_SIZE:  # persisted before it was read: ``before[2]`` bounds its listing
+        return mtime_ns >= before[2]
+    return (before[1], before[2]) != (size, mtime_ns)
 
 
 class Baseline:
@@ -136,6 +173,7 @@ class Crawler:
         must be whole or not at all); the caller releases what was added.
         """
         tree, progress = self._s.tree, _Progress(top)
+        needs_dir = self._s.needs_dir
         stack = [top]
         while stack:
             d = stack.pop()
@@ -143,29 +181,36 @@ class Crawler:
                 continue  # removed or moved while waiting on the stack
             if tree.is_listed(d) and not rescan:
                 # Already followed for someone else: only its pruned boundary may be new to us.
-                stack.extend(p for p in tree.pruned.under(d) if self._s.needs_dir(p))
+                stack.extend(p for p in tree.pruned.under(d) if needs_dir(p))
                 continue
             cookies: list[str] = []
-            items = self._visit(d, progress, cookies, strict=strict and d == top, limit_fatal=limit_fatal)
-            if items is None:
+            listing = self._visit(d, progress, cookies, stats=rescan, strict=strict and d == top,
+                                  limit_fatal=limit_fatal)
+            if listing is None:
                 continue
-            self._s.emit(self._reconcile(d, items, report=report, rescan=rescan, baseline=baseline))
+            if isinstance(listing, Listing):
+                self._s.emit(self._adopt(d, listing, report=report))
+                subdirs, count = listing.dirs, len(listing)
+            else:
+                self._s.emit(self._reconcile(d, listing, report=report, rescan=rescan, baseline=baseline))
+                subdirs, count = [path for path, kind, _size, _mtime in listing if kind == "dir"], len(listing)
             if report:
                 # A cookie whose event was lost (an overflow) is still on disk: a sync waiting
                 # for it must not hang. The facade defers it until this crawl has finished.
                 for cookie in cookies:
                     self._on_cookie(cookie)
-            for path, kind, _size, _mtime in items:
-                if kind == "dir" and (tree.is_listed(path) or self._s.needs_dir(path)):
+            for path in subdirs:
+                if tree.is_listed(path) or needs_dir(path):
                     stack.append(path)
-            progress.tick(len(items))
+            progress.tick(count)
             if progress.dirs % YIELD_EVERY_DIRS == 0:
                 await asyncio.sleep(0)
         self._finish(progress)
 
-    def _visit(self, d: str, progress: _Progress, cookies: list[str], *, strict: bool,
-               limit_fatal: bool = False) -> list[ScanItem] | None:
-        """Watch then list ``d``; ``None`` when it cannot be followed."""
+    def _visit(self, d: str, progress: _Progress, cookies: list[str], *, stats: bool, strict: bool,
+               limit_fatal: bool = False) -> Listing | list[ScanItem] | None:
+        """Watch then list ``d``: by kinds, or ``lstat``-ed when ``stats`` is asked for or the
+        kinds alone were not enough; ``None`` when it cannot be followed."""
         was_listed = self._s.ws.is_listed(d)
         if progress.limit_hit is not None and not was_listed:
             progress.unwatched += 1
@@ -186,7 +231,8 @@ class Crawler:
             self._watch_error(d, str(exc))
             return None
         try:
-            return list_dir(d, cookies)
+            listing = None if stats else list_kinds(d, cookies)
+            return listing if listing is not None else list_dir(d, cookies)
         except OSError as exc:
             if not was_listed:
                 self._s.ws.drop(d)
@@ -199,6 +245,22 @@ class Crawler:
             self._watch_error(d, f"cannot read directory {d}: {exc.strerror}")
             return None
 
+    def _adopt(self, d: str, listing: Listing, *, report: bool) -> list[Change]:
+        """List the unlisted ``d`` from ``listing``: new entries join unstated (``created`` when
+        reporting); the few already known (watched roots inside) are reconciled as by a scan."""
+        tree, now = self._s.tree, time.time_ns()
+        changes: list[Change] = []
+        known = tree.adopt(d, listing, now)
+        if known:
+            items = [item for item in map(stat_path, known) if item is not None]
+            changes = self._reconcile(d, items, report=report, rescan=False, baseline=None)
+            listing = listing.without(set(known))
+            tree.adopt(d, listing, now)
+        if report:
+            for paths, kind in listing.groups():
+                changes += [Change("created", path, kind, now) for path in paths]
+        return changes
+
     def _reconcile(self, d: str, items: list[ScanItem], *, report: bool, rescan: bool,
                    baseline: Baseline | None) -> list[Change]:
         """Make the model's listing of ``d`` equal ``items``; return what changed, if reporting.
@@ -208,12 +270,15 @@ class Crawler:
         s, tree = self._s, self._s.tree
         now = time.time_ns()
         ref = baseline.children(d) if baseline is not None else None
+        # Diffing against the model: values it read late may hide a change an overflow dropped.
+        late = tree.late_since() if rescan and ref is None else None
         previous = tree.children(d)
         tree.mark_listed(d)
         changes: list[Change] = []
         seen: set[str] = set()
         for path, kind, size, mtime_ns in items:
             seen.add(path)
+            distrust = late is not None and tree.is_late(path)
             old = tree.get(path)
             if old is not None and old[0] == "dir" and kind != "dir":
                 changes += s.drop_subtree(path, now, report=report and ref is None, rescan=rescan)
@@ -227,7 +292,7 @@ class Crawler:
             elif before[0] != kind:
                 changes.append(Change("deleted", path, before[0], now, existed_before=True, rescan=rescan))
                 changes.append(Change("created", path, kind, now, rescan=rescan))
-            elif kind != "dir" and (before[1], before[2]) != (size, mtime_ns):
+            elif kind != "dir" and (changed(before, size, mtime_ns) or distrust and mtime_ns >= cast(int, late)):
                 changes.append(Change("updated", path, kind, now, existed_before=True, rescan=rescan))
         for path in previous - seen:
             if path in tree:

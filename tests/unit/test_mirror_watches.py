@@ -11,6 +11,7 @@ import pytest
 from fswatch_supervisor.backends.inotify import InotifyBackend
 from fswatch_supervisor.errors import WatchError, WatchLimitReached
 from fswatch_supervisor.mirror import scanner
+from fswatch_supervisor.mirror.entries import Listing
 from tests.unit.test_mirror_support import Running, async_test, fdinfo_watches, make_tree
 
 DIRS = ["a/x/1", "a/x/2", "a/y", "b/z", "b/.hidden/deep", "c"]
@@ -27,13 +28,18 @@ class CountingLists:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[str] = []
-        real = scanner.list_dir
+        real, real_kinds = scanner.list_dir, scanner.list_kinds
 
         def counting(path: str, cookies: list[str] | None = None) -> list[scanner.ScanItem]:
             self.calls.append(path)
             return real(path, cookies)
 
+        def counting_kinds(path: str, cookies: list[str] | None = None) -> Listing | None:
+            self.calls.append(path)
+            return real_kinds(path, cookies)
+
         monkeypatch.setattr(scanner, "list_dir", counting)
+        monkeypatch.setattr(scanner, "list_kinds", counting_kinds)
 
 
 @async_test
