@@ -350,6 +350,8 @@ class RuleSet:
         """
         d = _normalise(dir_path)
         d_prefix = d.rstrip("/") + "/"
+        if self._default_prefix is not None:  # [include-path R, exclude-hidden]: R's ancestors, or selected
+            return self._default_prefix.startswith(d_prefix) or self.selects(d)
         if any(r == d or r.startswith(d_prefix) for r in self.roots):
             return True
         root = self._root_of(d)

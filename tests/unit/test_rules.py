@@ -306,3 +306,4 @@ def test_default_rule_set_shortcut_agrees_with_the_rule_walk(root: str, comps: l
     # An include-glob that matches nothing keeps the selection and takes the general rule walk.
     general = RuleSet.parse([["include-path", root], ["exclude-hidden"], ["include-glob", "/nowhere/x"]])
     assert RuleSet.for_path(root).selects(path) == general.selects(path), path
+    assert RuleSet.for_path(root).needs_dir(path) == general.needs_dir(path), path
