@@ -22,8 +22,10 @@ from typing import Final
 from fswatch_supervisor.logs import get_logger
 
 log = get_logger(__name__)
-READ_SIZE: Final = 256 * 1024
+READ_SIZE: Final = 64 * 1024
 MAX_BACKLOG: Final = 64 * 1024 * 1024
+DELIVER_BYTES: Final = 64 * 1024
+"""What one loop callback processes (~2,000 events); the rest follows in the next callbacks."""
 
 
 class QueueDrainer:
@@ -99,11 +101,21 @@ class QueueDrainer:
                 pass
 
     def _deliver(self) -> None:
+        # A slice at a time, then back to the loop: a backlog handed over whole would be
+        # normalised, coalesced and stored as one batch, holding every event of it (and the
+        # timers of due windows) until the last one is done, while the front-ends sit idle.
+        chunks: list[bytes] = []
+        taken = 0
         with self._lock:
-            chunks = list(self._chunks)
-            self._chunks.clear()
-            self._backlog = 0
-            self._notified = False
+            while self._chunks and taken < DELIVER_BYTES:
+                chunk = self._chunks.popleft()
+                chunks.append(chunk)
+                taken += len(chunk)
+            self._backlog -= taken
+            more = bool(self._chunks)
+            self._notified = more
+        if more:
+            self._loop.call_soon(self._deliver)
         if chunks and not self._stopping:
             self._on_chunks(chunks)
 
