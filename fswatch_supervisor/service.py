@@ -33,8 +33,9 @@ from fswatch_supervisor.errors import (
 from fswatch_supervisor.eventmodel import format_id, format_time
 from fswatch_supervisor.logs import get_logger
 from fswatch_supervisor.mirror import FsMirror
+from fswatch_supervisor.mirror.entries import tree_order
 from fswatch_supervisor.pipeline import Pipeline
-from fswatch_supervisor.registry import Registry
+from fswatch_supervisor.registry import Registry, outermost
 from fswatch_supervisor.rules import RuleError, RuleSet
 from fswatch_supervisor.store.eventstore import EventStore, NewEvent
 from fswatch_supervisor.watchers import DEFAULT_COALESCE_MS, Watcher, new_watcher_id
@@ -232,9 +233,11 @@ class Service:
         after, last_path = _decode_snapshot_cursor(cursor) if cursor else (self.store.last_seq, "")
         items: list[dict[str, Any]] = []
         more = False
-        for root in sorted(watcher.roots):
-            for path, kind, size, mtime_ns in self.mirror.entries(root):
-                if path <= last_path or path == root and kind == "dir" or not watcher.rules.selects(path):
+        # Nested roots are inside an outer one's walk already; pages follow tree order, in which
+        # each page resumes its walk where the cursor's path is.
+        for root in sorted(outermost(list(watcher.roots)), key=tree_order):
+            for path, kind, size, mtime_ns in self.mirror.entries_after(root, last_path):
+                if path == root and kind == "dir" or not watcher.rules.selects(path):
                     continue
                 if len(items) == limit:
                     more = True

@@ -67,6 +67,12 @@ def parent_of(path: str) -> str:
     return path.rpartition("/")[0] or "/"
 
 
+def tree_order(path: str) -> list[str]:
+    """Sort key of tree order: a directory comes right before its entries, siblings by name
+    (plain string order would put ``a-b`` between ``a`` and ``a/x``)."""
+    return path.split("/")
+
+
 def is_under(path: str, top: str) -> bool:
     """``path`` is ``top`` or below it."""
     return path == top or path.startswith(top + "/") or (top == "/" and path.startswith("/"))
@@ -365,6 +371,39 @@ class Tree:
             value = self._entries[path]
             kind, size, mtime_ns = _unpack(self._state(path, value) if value & _UNSTATED else value)
             yield path, kind, size, mtime_ns
+
+    def records_after(self, top: str, after: str = "") -> Iterator[Record]:
+        """``records(top)`` in *tree order* (a directory, then what is below it, siblings by name;
+        ``tree_order`` compares two paths so), starting just after the path ``after`` ("" for the
+        start). For paging: a page costs the entries it returns plus one sort of the siblings on
+        the way down to ``after``, not a walk and sort of the whole tree."""
+        if after:
+            prefix = top.rstrip("/") + "/"
+            if after.startswith(prefix):
+                yield from self._sorted_walk(top, after[len(prefix):].split("/"))
+                return
+            if tree_order(after) > tree_order(top):
+                return  # after every entry below top
+        yield from self._sorted_walk(top, None)
+
+    def _sorted_walk(self, directory: str, resume: list[str] | None) -> Iterator[Record]:
+        kids = sorted(self._children.get(directory, ()))
+        start = 0
+        if resume:
+            # Skip to the path being resumed from (gone since? then to where it was): the entries
+            # before it were returned already, and so were it and the part of its subtree before
+            # the rest of ``resume``.
+            target = directory.rstrip("/") + "/" + resume[0]
+            start = bisect.bisect_left(kids, target)
+            if start < len(kids) and kids[start] == target:
+                yield from self._sorted_walk(target, resume[1:] or None)
+                start += 1
+        for path in kids[start:]:
+            value = self._entries[path]
+            kind, size, mtime_ns = _unpack(self._state(path, value) if value & _UNSTATED else value)
+            yield path, kind, size, mtime_ns
+            if path in self._children:
+                yield from self._sorted_walk(path, None)
 
     def all_records(self) -> Iterator[Record]:
         """Every entry, for persistence: one still unstated is ``UNREAD_SIZE`` with, as mtime, a time

@@ -22,7 +22,7 @@ from fswatch_supervisor.backends.base import WatchBackend
 from fswatch_supervisor.changes import Change
 from fswatch_supervisor.errors import WatchError, WatchPermission
 from fswatch_supervisor.logs import get_logger
-from fswatch_supervisor.mirror.entries import Record, is_under, kind_of_mode
+from fswatch_supervisor.mirror.entries import Record, is_under, kind_of_mode, tree_order
 from fswatch_supervisor.mirror.normalise import Normaliser
 from fswatch_supervisor.mirror.pairing import MOVE_GRACE_S, MovePairer
 from fswatch_supervisor.mirror.persist import load_model, save_model
@@ -162,6 +162,17 @@ class FsMirror:
                 yield record
             return
         yield from self._state.tree.records(root)
+
+    def entries_after(self, root: str, after: str = "") -> Iterator[Record]:
+        """``entries(root)`` in tree order (``entries.tree_order``), from just after the path
+        ``after``: a snapshot page walks only what it returns."""
+        found = self._state.roots.get(root)
+        if found is not None and found.kind == "file":
+            record = self._state.tree.record(root)
+            if record is not None and (not after or tree_order(after) < tree_order(root)):
+                yield record
+            return
+        yield from self._state.tree.records_after(root, after)
 
     def is_os_watched(self, dir_path: str) -> bool:
         return self._state.ws.is_watched(dir_path)
