@@ -105,11 +105,16 @@ def test_an_already_imported_module_is_not_hidden(optional_module: str) -> None:
     assert sys.modules[optional_module] is module
 
 
-def test_processes_do_not_load_what_they_never_use() -> None:
+def test_processes_do_not_load_what_they_never_use(tmp_path: Path) -> None:
     """rich (structlog's pretty tracebacks) and watchfiles (uvicorn's reloader) stay out of a
-    front-end's and a supervisor's imports, though both are installed here."""
-    code = ("import sys, fswatch_worker.runtime, fswatch_supervisor.cli; "
+    front-end's and a supervisor's imports, even where they are installed (a stand-in package
+    takes the place of one that is not, so an import of it would show)."""
+    for name in ("rich", "watchfiles"):
+        if importlib.util.find_spec(name) is None:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "__init__.py").write_text("")
+    code = ("import sys; sys.path.append(sys.argv[1]); import fswatch_worker.runtime, fswatch_supervisor.cli; "
             "print(sorted({'rich', 'watchfiles'} & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60,
+                         check=True)
     assert out.stdout.strip() == "[]"
-    assert importlib.util.find_spec("rich") is not None and importlib.util.find_spec("watchfiles") is not None
