@@ -31,6 +31,8 @@ from itertools import count
 from fswatch_supervisor.changes import Action, Change, Kind
 
 _METADATA = frozenset({"overflow", "root-deleted", "watch-error"})
+_TREE_KINDS = frozenset({"dir", None})
+"""Kinds of entry a later change can be below: a directory, or an entry of unknown kind."""
 
 
 @dataclass(slots=True, eq=False)
@@ -104,13 +106,29 @@ class Coalescer:
             out += self.flush()
             out.append(change)
             return out
-        ends = [change.path] if change.from_path is None else [change.from_path, change.path]
-        tree_change = change.action in ("deleted", "moved") and change.kind in ("dir", None)
+        path, kind = change.path, change.kind
+        if change.from_path is None and path not in self._by_path and not self._dirs:
+            # The bulk of a burst: a first change to a path, no directory pending anywhere (so no
+            # ordering to keep). ``_batch_for`` would come to the same, with more steps.
+            if change.action == "deleted" and kind in _TREE_KINDS and self._below.get(path):
+                out += self.flush()
+            batch = _Batch(change.time_ns + self._window_ns)
+            heapq.heappush(self._heap, (batch.deadline_ns, next(self._seq), batch))
+            batch.paths.add(path)
+            self._by_path[path] = batch
+            if not self._below.get(path):
+                self._activate(path)
+            batch.changes.append((next(self._seq), change))
+            if kind in _TREE_KINDS:
+                self._dirs.add(path)
+            return out
+        ends = [path] if change.from_path is None else [change.from_path, path]
+        tree_change = change.action in ("deleted", "moved") and kind in _TREE_KINDS
         if tree_change and any(self._below.get(p, 0) for p in ends):
             out += self.flush()
         batch = self._batch_for(ends, change.time_ns)
         batch.changes.append((next(self._seq), change))
-        if change.kind in ("dir", None):
+        if kind in _TREE_KINDS:
             self._dirs.update(ends)
         return out
 
@@ -232,11 +250,13 @@ class Coalescer:
         return out
 
     def _net(self, batch: _Batch) -> list[Change]:
+        by_path, below, dirs = self._by_path, self._below, self._dirs
         for p in batch.paths:
-            del self._by_path[p]
-            if not self._below.get(p):
+            del by_path[p]
+            if not below.get(p):
                 self._deactivate(p)
-            self._dirs.discard(p)
+            if dirs:
+                dirs.discard(p)
         if len(batch.changes) == 1:
             only = batch.changes[0][1]
             if only.action != "moved" and not (only.action == "created" and only.existed_before):
