@@ -24,12 +24,13 @@ from typing import Any, cast
 from fswatch_supervisor.changes import Action, Change, Kind
 from fswatch_supervisor.coalesce import Coalescer
 from fswatch_supervisor.registry import Registry
+from fswatch_supervisor.rules import RuleSet
 from fswatch_supervisor.store.eventstore import EventStore, NewEvent
 from fswatch_supervisor.watchers import Watcher
 
 METADATA_ACTIONS = frozenset({"overflow", "root-deleted", "watch-error"})
-Publish = Callable[[Sequence[str], dict[str, Any]], None]
-"""Send one stored event to the given watchers (the PUB socket encodes it once)."""
+Publish = Callable[[Iterable[tuple[Sequence[str], dict[str, Any]]]], None]
+"""Send stored events, each to its watchers (the PUB socket encodes each once)."""
 EntriesBelow = Callable[[str], Iterable[tuple[str, str, int, int]]]
 """The mirror's records (path, kind, size, mtime_ns) strictly below a directory, sorted by path."""
 Carried = list[tuple[str, Kind]]
@@ -142,14 +143,14 @@ class Pipeline:
             # One record per (change, what a watcher sees of it); watchers that see the same events
             # share them. Keyed by the whole sequence a change becomes, so each watcher's order is kept.
             views: dict[tuple[object, ...], tuple[list[Change], list[str]]] = {}
-            for watcher, events in self._route(window, change):
+            for group, events in self._route(window, change):
                 key = tuple((e.action, e.path, e.from_path, e.kind) for e in events)
                 entry = views.get(key)
                 if entry is None:
-                    views[key] = (events, [watcher.id])
+                    views[key] = (events, group)
                 else:
-                    entry[1].append(watcher.id)
-            new_events += [_new_event(event, tuple(ids)) for events, ids in views.values() for event in events]
+                    entry[1].extend(group)
+            new_events += [_new_event(event, tuple(group)) for events, group in views.values() for event in events]
         for window, carried in self._carried.items():
             if carried and self.pending(window) == 0:
                 carried.clear()  # moves that netted to nothing (moved and back) leave no capture behind
@@ -158,26 +159,32 @@ class Pipeline:
 
     def _selecting(self, window: int, path: str) -> tuple[str, ...]:
         """Ids of the watchers with this window whose rules select ``path`` (each once)."""
-        ids = tuple(w.id for w in self._registry.covering(path) if w.coalesce_ms == window and w.rules.selects(path))
-        # A watcher with nested include roots is found once per root.
-        return ids if len(ids) < 2 else tuple(dict.fromkeys(ids))
+        selected: tuple[str, ...] = ()
+        for rules, ids in self._registry.rule_groups(path, window):
+            if rules.selects(path):
+                selected += ids
+        return selected
 
-    def _route(self, window: int | None, change: Change) -> Iterable[tuple[Watcher, list[Change]]]:
+    def _route(self, window: int | None, change: Change) -> Iterable[tuple[list[str], list[Change]]]:
+        """What the change is for each group of watchers that see it alike: ``(ids, events)``."""
         if window is None:
-            yield from ((watcher, [event]) for watcher, event in self._route_metadata(change))
+            yield from (([watcher.id], [event]) for watcher, event in self._route_metadata(change))
             return
         seen: set[str] = set()
         candidates = self._registry.covering(change.path)
         if change.from_path is not None:
             candidates += self._registry.covering(change.from_path)
         carried = self._carried.get(window, {}).pop(change.path, None) if change.kind == "dir" else None
+        views: dict[RuleSet, tuple[list[str], list[Change]]] = {}  # equal rules see a change alike
         for watcher in candidates:
             if watcher.coalesce_ms != window or watcher.id in seen:
                 continue
             seen.add(watcher.id)
-            events = _as_seen_by(watcher, change, carried or [])
-            if events:
-                yield watcher, events
+            view = views.get(watcher.rules)
+            if view is None:
+                view = views[watcher.rules] = ([], _as_seen_by(watcher.rules, change, carried or []))
+            view[0].append(watcher.id)
+        yield from ((ids, events) for ids, events in views.values() if events)
 
     def _route_metadata(self, change: Change) -> Iterable[tuple[Watcher, Change]]:
         for watcher in self._registry.all():
@@ -196,12 +203,8 @@ class Pipeline:
         """Store, then publish and wake long-polls. Also used for ``watcher-deleted``."""
         stored = self._store.append(events)
         self.events_stored += len(stored)
-        publish = self._publish
-        published = 0
-        for new, (_seq, event) in zip(events, stored, strict=True):
-            publish(new.watchers, event)
-            published += len(new.watchers)
-        self.events_published += published
+        self._publish([(new.watchers, event) for new, (_seq, event) in zip(events, stored, strict=True)])
+        self.events_published += sum(len(new.watchers) for new in events)
         if self._waiters:
             for watcher_id in {w for new in events for w in new.watchers}:
                 self.wake(watcher_id)
@@ -241,10 +244,10 @@ def _new_event(change: Change, watchers: tuple[str, ...]) -> NewEvent:
                     watchers=watchers, from_path=change.from_path, rescan=change.rescan, detail=change.detail)
 
 
-def _as_seen_by(watcher: Watcher, change: Change, carried: Carried) -> list[Change]:
-    """The change as this watcher sees it: a move across its edge becomes created or deleted, and
-    for a moved directory, the entries below it whose selection the move changed."""
-    sees = watcher.rules.selects  # False outside the watcher's include roots
+def _as_seen_by(rules: RuleSet, change: Change, carried: Carried) -> list[Change]:
+    """The change as a watcher with these rules sees it: a move across its edge becomes created or
+    deleted, and for a moved directory, the entries below it whose selection the move changed."""
+    sees = rules.selects  # False outside the watcher's include roots
 
     def below(action: Action, top: str, entries: Iterable[tuple[str, Kind]]) -> list[Change]:
         return [Change(action, top + rel, kind, change.time_ns, rescan=change.rescan) for rel, kind in entries]

@@ -13,6 +13,7 @@ from typing import Any
 
 from fswatch_supervisor.logs import get_logger
 from fswatch_supervisor.recordlog import RecordLog
+from fswatch_supervisor.rules import RuleSet
 from fswatch_supervisor.watchers import Watcher
 
 log = get_logger(__name__)
@@ -40,6 +41,30 @@ def outermost(roots: list[str]) -> list[str]:
     return tops
 
 
+class Covering:
+    """The watchers whose include roots are at or above a directory, and what routing asks of them:
+    their coalescing windows, and per window their distinct rule sets with the ids having each.
+    A hundred watchers over one tree usually have a few distinct rule sets, so a change is matched
+    a few times, not a hundred."""
+
+    __slots__ = ("watchers", "windows", "_groups")
+
+    def __init__(self, watchers: tuple[Watcher, ...]) -> None:
+        self.watchers = watchers
+        self.windows = frozenset(w.coalesce_ms for w in watchers)
+        self._groups: dict[int, list[tuple[RuleSet, tuple[str, ...]]]] = {}
+
+    def groups(self, window: int) -> list[tuple[RuleSet, tuple[str, ...]]]:
+        found = self._groups.get(window)
+        if found is None:
+            by_rules: dict[RuleSet, dict[str, None]] = {}
+            for watcher in self.watchers:  # a watcher with nested roots is here once per root
+                if watcher.coalesce_ms == window:
+                    by_rules.setdefault(watcher.rules, {})[watcher.id] = None
+            found = self._groups[window] = [(rules, tuple(ids)) for rules, ids in by_rules.items()]
+        return found
+
+
 class Registry:
     def __init__(self, log_path: Path, *, sync_each: bool = True) -> None:
         self._log = RecordLog(log_path, sync_each=sync_each)
@@ -48,8 +73,8 @@ class Registry:
         self._file_root_parents: dict[str, int] = {}
         self._file_parents_of: dict[str, list[str]] = {}
         self._serial = 0
-        self._covering_dirs: dict[str, tuple[tuple[Watcher, ...], frozenset[int]]] = {}
-        self._covering_shared: dict[tuple[str, ...], tuple[tuple[Watcher, ...], frozenset[int]]] = {}
+        self._covering_dirs: dict[str, Covering] = {}
+        self._covering_shared: dict[tuple[str, ...], Covering] = {}
         """``covering()`` of directories, the hot lookup of routing; dropped whenever watchers change."""
 
     def open(self) -> list[Watcher]:
@@ -140,23 +165,26 @@ class Registry:
 
     def covering(self, path: str) -> tuple[Watcher, ...]:
         """Watchers having an include root at ``path`` or above it."""
-        if path == "/":
-            return tuple(self._by_root.get("/", ()))
-        cut = path.rfind("/")
-        above = self._covering_dir(path[:cut] or "/")[0]
-        here = self._by_root.get(path)
-        return above + tuple(here) if here else above
+        return self._covering(path).watchers
 
     def windows_covering(self, path: str) -> frozenset[int]:
-        """The distinct ``coalesce_ms`` of :meth:`covering` (asked once per change: cached too)."""
-        if path == "/":
-            return frozenset(w.coalesce_ms for w in self._by_root.get("/", ()))
-        cut = path.rfind("/")
-        above = self._covering_dir(path[:cut] or "/")[1]
-        here = self._by_root.get(path)
-        return above | {w.coalesce_ms for w in here} if here else above
+        """The distinct ``coalesce_ms`` of :meth:`covering` (asked once per change: cached)."""
+        return self._covering(path).windows
 
-    def _covering_dir(self, directory: str) -> tuple[tuple[Watcher, ...], frozenset[int]]:
+    def rule_groups(self, path: str, window: int) -> list[tuple[RuleSet, tuple[str, ...]]]:
+        """The watchers of :meth:`covering` with this window, grouped by equal rule sets: routing
+        decides once per group (cached)."""
+        return self._covering(path).groups(window)
+
+    def _covering(self, path: str) -> Covering:
+        if path == "/":
+            return Covering(tuple(self._by_root.get("/", ())))
+        cut = path.rfind("/")
+        above = self._covering_dir(path[:cut] or "/")
+        here = self._by_root.get(path)
+        return Covering(above.watchers + tuple(here)) if here else above
+
+    def _covering_dir(self, directory: str) -> Covering:
         cached = self._covering_dirs.get(directory)
         if cached is None:
             if len(self._covering_dirs) > 200_000:
@@ -167,7 +195,7 @@ class Registry:
             key = tuple(w.id for w in watchers)
             cached = self._covering_shared.get(key)
             if cached is None:
-                cached = self._covering_shared[key] = (watchers, frozenset(w.coalesce_ms for w in watchers))
+                cached = self._covering_shared[key] = Covering(watchers)
             self._covering_dirs[directory] = cached
         return cached
 

@@ -248,7 +248,7 @@ def _within(path: str, prefix: str) -> bool:
 class RuleSet:
     """A validated, precompiled rule set. Build with :meth:`parse` or :meth:`for_path`."""
 
-    __slots__ = ("roots", "_rules", "_compiled", "_root_prefixes", "_default_prefix")
+    __slots__ = ("roots", "_rules", "_compiled", "_root_prefixes", "_default_prefix", "_hash")
 
     def __init__(self, rules: list[Rule]) -> None:
         self._rules = rules
@@ -268,6 +268,8 @@ class RuleSet:
                 self._compiled.append((include, _Glob(rule[1])))
             else:
                 self._compiled.append((include, None))
+        # Routing groups watchers by equal rule sets, once per change: the hash is asked often.
+        self._hash = hash(tuple(tuple(r) for r in rules))
         # ``[include-path R, exclude-hidden]`` is what every watcher made with ``path`` alone has:
         # ``selects`` answers it with two string tests instead of the general rule walk.
         default = len(rules) == 2 and rules[0][0] == "include-path" and rules[1][0] == "exclude-hidden"
@@ -289,10 +291,10 @@ class RuleSet:
         return [list(r) for r in self._rules]
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RuleSet) and self._rules == other._rules
+        return other is self or isinstance(other, RuleSet) and self._rules == other._rules
 
     def __hash__(self) -> int:
-        return hash(tuple(tuple(r) for r in self._rules))
+        return self._hash
 
     def __repr__(self) -> str:
         return f"RuleSet({self._rules!r})"
