@@ -107,21 +107,6 @@ class Coalescer:
             out.append(change)
             return out
         path, kind = change.path, change.kind
-        if change.from_path is None and path not in self._by_path and not self._dirs:
-            # The bulk of a burst: a first change to a path, no directory pending anywhere (so no
-            # ordering to keep). ``_batch_for`` would come to the same, with more steps.
-            if change.action == "deleted" and kind in _TREE_KINDS and self._below.get(path):
-                out += self.flush()
-            batch = _Batch(change.time_ns + self._window_ns)
-            heapq.heappush(self._heap, (batch.deadline_ns, next(self._seq), batch))
-            batch.paths.add(path)
-            self._by_path[path] = batch
-            if not self._below.get(path):
-                self._activate(path)
-            batch.changes.append((next(self._seq), change))
-            if kind in _TREE_KINDS:
-                self._dirs.add(path)
-            return out
         ends = [path] if change.from_path is None else [change.from_path, path]
         tree_change = change.action in ("deleted", "moved") and kind in _TREE_KINDS
         if tree_change and any(self._below.get(p, 0) for p in ends):
