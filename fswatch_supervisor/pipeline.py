@@ -76,8 +76,7 @@ class Pipeline:
             if change.action == "moved" and change.kind == "dir" and windows:
                 self._carry(change.path, windows)
             for window in windows:
-                coalescer = self._coalescers.get(window) or self._coalescer(window)
-                for out in coalescer.add(change, now):
+                for out in self._coalescer(window).add(change, now):
                     append((window, out))
         self._deliver(ready)
         self._arm_timer()

@@ -20,6 +20,7 @@ from fswatch_supervisor.logs import get_logger
 log = get_logger(__name__)
 _MORE = zmq.SNDMORE | zmq.NOBLOCK
 _UNKNOWN: Any = object()
+_TOPICS_MAX = 65536
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -112,6 +113,8 @@ class Publisher:
             for watcher_id in watcher_ids:
                 topic = topics.get(watcher_id, _UNKNOWN)
                 if topic is _UNKNOWN:
+                    if len(topics) >= _TOPICS_MAX:  # deleted watchers' ids would pile up
+                        topics.clear()
                     topic = topics[watcher_id] = self._topic_if_wanted(watcher_id)
                 if topic is None:
                     unwanted += 1
