@@ -32,7 +32,8 @@ METADATA_ACTIONS = frozenset({"overflow", "root-deleted", "watch-error"})
 Publish = Callable[[Iterable[tuple[Sequence[str], dict[str, Any]]]], None]
 """Send stored events, each to its watchers (the PUB socket encodes each once)."""
 EntriesBelow = Callable[[str], Iterable[tuple[str, str, int, int]]]
-"""The mirror's records (path, kind, size, mtime_ns) strictly below a directory, sorted by path."""
+"""The mirror's records (path, kind, size, mtime_ns) strictly below a directory, in tree order
+(each directory before its entries)."""
 Carried = list[tuple[str, Kind]]
 """The entries below a moved directory, as (path relative to it with a leading '/', kind)."""
 

@@ -236,7 +236,7 @@ class Service:
         # Nested roots are inside an outer one's walk already; pages follow tree order, in which
         # each page resumes its walk where the cursor's path is.
         for root in sorted(outermost(list(watcher.roots)), key=tree_order):
-            for path, kind, size, mtime_ns in self.mirror.entries_after(root, last_path):
+            for path, kind, size, mtime_ns in self.mirror.entries(root, last_path):
                 if path == root and kind == "dir" or not watcher.rules.selects(path):
                     continue
                 if len(items) == limit:

@@ -365,18 +365,11 @@ class Tree:
         """Listed directories at or below ``top``."""
         return [p for p in self._preorder(top) if p in self._children]
 
-    def records(self, top: str) -> Iterator[Record]:
-        """``(path, kind, size, mtime_ns)`` strictly below ``top``, sorted by path."""
-        for path in sorted(self.walk(top)):
-            value = self._entries[path]
-            kind, size, mtime_ns = _unpack(self._state(path, value) if value & _UNSTATED else value)
-            yield path, kind, size, mtime_ns
-
-    def records_after(self, top: str, after: str = "") -> Iterator[Record]:
-        """``records(top)`` in *tree order* (a directory, then what is below it, siblings by name;
-        ``tree_order`` compares two paths so), starting just after the path ``after`` ("" for the
-        start). For paging: a page costs the entries it returns plus one sort of the siblings on
-        the way down to ``after``, not a walk and sort of the whole tree."""
+    def records(self, top: str, after: str = "") -> Iterator[Record]:
+        """``(path, kind, size, mtime_ns)`` strictly below ``top`` in *tree order* (a directory, then
+        what is below it, siblings by name; ``tree_order`` compares two paths so), starting just
+        after the path ``after`` ("" for the start). For paging: a page costs the entries it returns
+        plus one sort of the siblings on the way down to ``after``, not a walk and sort of the tree."""
         if after:
             prefix = top.rstrip("/") + "/"
             if after.startswith(prefix):

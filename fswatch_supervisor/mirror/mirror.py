@@ -153,26 +153,17 @@ class FsMirror:
         finally:
             self._waiting.discard(done)
 
-    def entries(self, root: str) -> Iterator[Record]:
-        """``(path, kind, size, mtime_ns)`` below a directory root, or the file root itself; sorted."""
-        found = self._state.roots.get(root)
-        if found is not None and found.kind == "file":
-            record = self._state.tree.record(root)
-            if record is not None:
-                yield record
-            return
-        yield from self._state.tree.records(root)
-
-    def entries_after(self, root: str, after: str = "") -> Iterator[Record]:
-        """``entries(root)`` in tree order (``entries.tree_order``), from just after the path
-        ``after``: a snapshot page walks only what it returns."""
+    def entries(self, root: str, after: str = "") -> Iterator[Record]:
+        """``(path, kind, size, mtime_ns)`` below a directory root, or the file root itself, in tree
+        order (``entries.tree_order``), from just after the path ``after``: a snapshot page walks
+        only what it returns."""
         found = self._state.roots.get(root)
         if found is not None and found.kind == "file":
             record = self._state.tree.record(root)
             if record is not None and (not after or tree_order(after) < tree_order(root)):
                 yield record
             return
-        yield from self._state.tree.records_after(root, after)
+        yield from self._state.tree.records(root, after)
 
     def is_os_watched(self, dir_path: str) -> bool:
         return self._state.ws.is_watched(dir_path)

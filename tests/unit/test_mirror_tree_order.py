@@ -33,12 +33,12 @@ trees = st.sets(st.lists(st.sampled_from(NAMES), min_size=1, max_size=3).map(lam
 @given(trees, st.integers(1, 5))
 def test_pages_of_any_size_list_every_entry_once_in_tree_order(paths: set[str], page: int) -> None:
     tree = build(paths)
-    everything = [p for p, *_ in tree.records_after("/r")]
+    everything = [p for p, *_ in tree.records("/r")]
     assert everything == sorted(paths, key=tree_order)
     got: list[str] = []
     cursor = ""
     for _ in range(len(paths) + 1):  # a page that does not advance must fail, not loop forever
-        chunk = [p for p, *_ in itertools.islice(tree.records_after("/r", cursor), page)]
+        chunk = [p for p, *_ in itertools.islice(tree.records("/r", cursor), page)]
         got += chunk
         if len(chunk) < page:
             break
@@ -55,12 +55,12 @@ def test_a_cursor_whose_entry_is_gone_resumes_where_it_was(paths: set[str], data
     cursor = data.draw(st.sampled_from(ordered))
     tree = build(paths)
     tree.remove(cursor)
-    rest = [p for p, *_ in tree.records_after("/r", cursor)]
+    rest = [p for p, *_ in tree.records("/r", cursor)]
     assert rest == [p for p in ordered if tree_order(p) > tree_order(cursor) and not p.startswith(cursor + "/")]
 
 
 def test_paths_outside_the_top_resume_before_or_after_it() -> None:
     tree = build({"/r/a", "/r/a/x"})
-    assert [p for p, *_ in tree.records_after("/r", "/q/zzz")] == ["/r/a", "/r/a/x"]
-    assert [p for p, *_ in tree.records_after("/r", "/s")] == []
+    assert [p for p, *_ in tree.records("/r", "/q/zzz")] == ["/r/a", "/r/a/x"]
+    assert [p for p, *_ in tree.records("/r", "/s")] == []
 
