@@ -69,3 +69,8 @@ class WatchBackend(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release every watch and stop delivering; idempotent."""
+
+    def events_pending(self) -> bool:
+        """Whether events the OS already queued have not been delivered yet (when the backend can
+        tell): the second half of a rename may be among them."""
+        return False

@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import select
 import struct
 import sys
 from collections import OrderedDict
@@ -184,6 +185,14 @@ class InotifyBackend(WatchBackend):
 
     def is_watched(self, path: str) -> bool:
         return path in self._wd_of
+
+    def events_pending(self) -> bool:
+        if self._fd < 0:
+            return False
+        if self._drainer is not None and self._drainer.backlog_bytes() > 0:
+            return True
+        readable, _, _ = select.select([self._fd], [], [], 0)
+        return bool(readable)
 
     def close(self) -> None:
         if self._fd < 0:

@@ -62,7 +62,8 @@ class FsMirror:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._pairer = MovePairer(loop, self._normaliser.apply, self._move_grace_s)
+        self._pairer = MovePairer(loop, self._normaliser.apply, self._move_grace_s,
+                                  events_pending=self._backend.events_pending)
         self._backend.start(loop, self._pairer.feed)
         self._worker = asyncio.create_task(self._work(), name="fswatch-mirror-jobs")
 

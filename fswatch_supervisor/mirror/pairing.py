@@ -1,9 +1,11 @@
 """Pairing ``moved_from`` with ``moved_to`` by cookie, across at most one read boundary.
 
-The kernel queues both halves of a rename together, but a read can end between them. When a
-batch ends with a ``moved_from`` whose partner has not arrived, that event and everything after
-it are held back (order matters: a later event may be about the same path) until the next batch
-or a short grace period, whichever comes first; then an unpaired ``moved_from`` is final.
+The kernel queues both halves of a rename one after the other, and a read can end between them.
+When a batch ends with a ``moved_from`` whose partner has not arrived, that event and everything
+after it are held back (order matters: a later event may be about the same path) until the next
+batch or a short grace period, whichever comes first; then an unpaired ``moved_from`` is final.
+The grace is extended while the backend says events are still queued or read but not delivered
+(a busy machine can leave the partner there for longer than the grace), up to ``MOVE_WAIT_MAX_S``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Final
 from fswatch_supervisor.backends.base import RawEvent
 
 MOVE_GRACE_S: Final = 0.02
+MOVE_WAIT_MAX_S: Final = 1.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -29,11 +32,15 @@ Op = RawEvent | Move
 
 class MovePairer:
     def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Callable[[list[Op]], None],
-                 grace_s: float = MOVE_GRACE_S) -> None:
+                 grace_s: float = MOVE_GRACE_S, *, events_pending: Callable[[], bool] = lambda: False,
+                 wait_max_s: float = MOVE_WAIT_MAX_S) -> None:
         self._loop = loop
         self._deliver = deliver
         self._grace_s = grace_s
+        self._events_pending = events_pending
+        self._wait_max_s = wait_max_s
         self._held: list[RawEvent] = []
+        self._held_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
     @property
@@ -44,6 +51,12 @@ class MovePairer:
         events = self._held + batch if self._held else batch
         self._held = []
         self._pair(events, final=False)
+
+    def _grace_over(self) -> None:
+        if self._events_pending() and self._loop.time() - self._held_since < self._wait_max_s:
+            self._timer = self._loop.call_later(self._grace_s, self._grace_over)  # the partner may be there
+            return
+        self.flush()
 
     def flush(self) -> None:
         """Deliver whatever is held, treating unpaired ``moved_from`` as final."""
@@ -95,7 +108,8 @@ class MovePairer:
             else:
                 self._held = [e for k, e in enumerate(events[i:], start=i) if k not in taken]
                 if self._timer is None:
-                    self._timer = self._loop.call_later(self._grace_s, self.flush)
+                    self._held_since = self._loop.time()
+                    self._timer = self._loop.call_later(self._grace_s, self._grace_over)
                 break
             i += 1
         else:

@@ -156,3 +156,22 @@ def test_a_write_right_after_a_files_creation_or_write_is_folded_into_it() -> No
 def test_limit_message_names_the_sysctl() -> None:
     message = watch_limit_message()
     assert "fs.inotify.max_user_watches" in message and "sysctl" in message
+
+
+@async_test
+async def test_events_pending_sees_events_not_yet_delivered(tmp_path: Path) -> None:
+    backend, got = await started(tmp_path)
+    try:
+        assert backend._drainer is not None
+        backend._drainer.stop()  # nothing reads the fd now: what the kernel queues stays there
+        assert not backend.events_pending()
+        (tmp_path / "f").write_text("x")
+        assert backend.events_pending()
+        while True:
+            try:
+                os.read(backend.fd, 65536)
+            except BlockingIOError:
+                break
+        assert not backend.events_pending()
+    finally:
+        backend.close()

@@ -62,3 +62,37 @@ async def test_interleaved_and_unpaired_moves_pair_by_cookie() -> None:
     pairer.feed([out, c_from, c_to])
     await asyncio.sleep(0.08)  # ``out`` and what follows it wait for a partner, then go as they are
     assert ops[3:] == [out, Move(c_from, c_to)]
+
+
+@async_test
+async def test_the_grace_lasts_while_the_backend_still_holds_events() -> None:
+    # A busy machine can leave the second half of a rename unread for longer than the grace.
+    ops: list[Op] = []
+    pending = [True]
+    pairer = MovePairer(asyncio.get_running_loop(), ops.extend, grace_s=0.02, events_pending=lambda: pending[0],
+                        wait_max_s=5.0)
+    src, dst = RawEvent("/t/a", "moved_from", cookie=5), RawEvent("/t/b", "moved_to", cookie=5)
+    pairer.feed([src])
+    await asyncio.sleep(0.1)  # five graces: still waiting, since events are pending
+    assert ops == [] and pairer.holding
+    pairer.feed([dst])
+    assert ops == [Move(src, dst)]
+
+    lone = RawEvent("/t/c", "moved_from", cookie=6)
+    pairer.feed([lone])
+    await asyncio.sleep(0.05)
+    assert ops[-1] != lone
+    pending[0] = False  # nothing left anywhere: the partner is not coming
+    await asyncio.sleep(0.05)
+    assert ops[-1] == lone and not pairer.holding
+
+
+@async_test
+async def test_the_grace_ends_at_its_maximum_however_long_events_stay_pending() -> None:
+    ops: list[Op] = []
+    pairer = MovePairer(asyncio.get_running_loop(), ops.extend, grace_s=0.01, events_pending=lambda: True,
+                        wait_max_s=0.05)
+    lone = RawEvent("/t/c", "moved_from", cookie=8)
+    pairer.feed([lone])
+    await asyncio.sleep(0.15)
+    assert ops == [lone]
