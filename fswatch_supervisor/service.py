@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Iterator
 from typing import Any, Final
 
 import orjson
@@ -33,9 +34,9 @@ from fswatch_supervisor.errors import (
 from fswatch_supervisor.eventmodel import format_id, format_time
 from fswatch_supervisor.logs import get_logger
 from fswatch_supervisor.mirror import FsMirror
-from fswatch_supervisor.mirror.entries import tree_order
+from fswatch_supervisor.mirror.entries import Record, tree_order
 from fswatch_supervisor.pipeline import Pipeline
-from fswatch_supervisor.registry import Registry, outermost
+from fswatch_supervisor.registry import Registry
 from fswatch_supervisor.rules import RuleError, RuleSet
 from fswatch_supervisor.store.eventstore import EventStore, NewEvent
 from fswatch_supervisor.watchers import DEFAULT_COALESCE_MS, Watcher, new_watcher_id
@@ -230,21 +231,34 @@ class Service:
         assert limit is not None
         cursor = arg.string(args, "cursor", required=False)
         # Listing and cursor are taken in one loop turn: no change can fall between them.
-        after, last_path = _decode_snapshot_cursor(cursor) if cursor else (self.store.last_seq, "")
+        after, from_root, last_path = _decode_snapshot_cursor(cursor) if cursor else (self.store.last_seq, "", "")
         items: list[dict[str, Any]] = []
-        more = False
-        # Nested roots are inside an outer one's walk already; pages follow tree order, in which
-        # each page resumes its walk where the cursor's path is.
-        for root in sorted(outermost(list(watcher.roots)), key=tree_order):
-            for path, kind, size, mtime_ns in self.mirror.entries(root, last_path):
-                if path == root and kind == "dir" or not watcher.rules.selects(path):
-                    continue
-                if len(items) == limit:
-                    more = True
-                    break
-                items.append({"path": path, "kind": kind, "size": size, "mtime": format_time(mtime_ns)})
-        next_cursor = _encode_snapshot_cursor(after, items[-1]["path"]) if more and items else None
+        position: tuple[str, str] | None = None
+        for root, (path, kind, size, mtime_ns) in self._snapshot_walk(watcher, from_root, last_path):
+            if path == root and kind == "dir" or not watcher.rules.selects(path):
+                continue
+            if len(items) == limit:
+                break
+            items.append({"path": path, "kind": kind, "size": size, "mtime": format_time(mtime_ns)})
+            position = (root, path)
+        else:
+            position = None  # the walk ended: this was the last page
+        next_cursor = _encode_snapshot_cursor(after, *position) if position is not None else None
         return {"items": items, "next": next_cursor, "after": format_id(after)}
+
+    def _snapshot_walk(self, watcher: Watcher, from_root: str, last_path: str) -> Iterator[tuple[str, Record]]:
+        """The model's entries for ``watcher``: each root walked in tree order, roots in tree order,
+        from just after ``last_path`` in the walk of ``from_root``. A root another root's walk
+        passes through is not walked again (one inside it by name but behind a symlink, or below a
+        pruned directory, is)."""
+        roots = sorted(set(watcher.roots), key=tree_order)
+        walks = [r for r in roots if not any(self.mirror.reaches(outer, r) for outer in roots)]
+        for root in walks:
+            if from_root and tree_order(root) < tree_order(from_root):
+                continue  # returned by earlier pages
+            resume = last_path if root == from_root else ""
+            for record in self.mirror.entries(root, resume):
+                yield root, record
 
     async def op_explain(self, args: dict[str, Any]) -> dict[str, Any]:
         arg.only_keys(args, {"id", "path"})
@@ -335,15 +349,15 @@ def _decode_list_cursor(cursor: str | None) -> int:
     return int(cursor[1:])
 
 
-def _encode_snapshot_cursor(after: int, last_path: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([after, last_path]).encode()).decode().rstrip("=")
+def _encode_snapshot_cursor(after: int, root: str, last_path: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([after, root, last_path]).encode()).decode().rstrip("=")
 
 
-def _decode_snapshot_cursor(cursor: str) -> tuple[int, str]:
+def _decode_snapshot_cursor(cursor: str) -> tuple[int, str, str]:
     try:
-        after, last_path = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if isinstance(after, int) and isinstance(last_path, str):
-            return after, last_path
-    except ValueError:
+        after, root, last_path = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(after, int) and isinstance(root, str) and isinstance(last_path, str):
+            return after, root, last_path
+    except (ValueError, TypeError):
         pass
     raise BadRequest(f"cursor {cursor!r} is not one this server handed out")

@@ -22,7 +22,7 @@ from fswatch_supervisor.backends.base import WatchBackend
 from fswatch_supervisor.changes import Change
 from fswatch_supervisor.errors import WatchError, WatchPermission
 from fswatch_supervisor.logs import get_logger
-from fswatch_supervisor.mirror.entries import Record, is_under, kind_of_mode, tree_order
+from fswatch_supervisor.mirror.entries import Record, is_under, kind_of_mode, parent_of, tree_order
 from fswatch_supervisor.mirror.normalise import Normaliser
 from fswatch_supervisor.mirror.pairing import MOVE_GRACE_S, MovePairer
 from fswatch_supervisor.mirror.persist import load_model, save_model
@@ -59,6 +59,8 @@ class FsMirror:
         self._overflow_queued = False
         self._waiting: set[asyncio.Future[None]] = set()
         self._filler: asyncio.Task[None] | None = None
+        self._overflow_late: int | None = None
+        """``Tree.late_since()`` when the overflows the queued rescan answers were read."""
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -166,6 +168,20 @@ class FsMirror:
             return
         yield from self._state.tree.records(root, after)
 
+    def reaches(self, outer: str, inner: str) -> bool:
+        """Whether the walk of root ``outer`` (``entries``) passes through ``inner``: every
+        directory from ``outer`` down to ``inner``'s parent is listed, so none is a symlink or a
+        pruned directory, and ``inner`` is an entry there."""
+        if inner == outer or not is_under(inner, outer):
+            return False
+        tree = self._state.tree
+        directory = parent_of(inner)
+        while tree.is_listed(directory):
+            if directory == outer:
+                return inner in tree
+            directory = parent_of(directory)
+        return False
+
     def is_os_watched(self, dir_path: str) -> bool:
         return self._state.ws.is_watched(dir_path)
 
@@ -208,6 +224,10 @@ class FsMirror:
         now = time.time_ns()
         self._emit([Change("overflow", r, None, now, detail="the OS dropped events; rescanning")
                     for r in roots])
+        # Taken now: the rescan may start long after, when the window for late values has closed.
+        late = self._state.tree.late_since()
+        if late is not None:
+            self._overflow_late = late if self._overflow_late is None else min(self._overflow_late, late)
         if not self._overflow_queued:
             self._overflow_queued = True
             self._enqueue(self._rescan_all)
@@ -217,6 +237,9 @@ class FsMirror:
     def _emit(self, changes: list[Change]) -> None:
         if changes:
             self._on_changes(changes)
+            # A directory moved before its entries' sizes were read queues them again under the new
+            # name: the fill must run for them too, or late values would stay distrusted.
+            self._fill_later()
 
     def _lstat_root(self, root: str) -> os.stat_result:
         if not os.path.isabs(root) or os.path.normpath(root) != root:
@@ -229,7 +252,7 @@ class FsMirror:
             raise WatchError(f"cannot watch {root}: {exc.strerror}") from exc
 
     def _fill_later(self) -> None:
-        if self._filler is None and self._state.tree.unstated():
+        if self._filler is None and self._worker is not None and self._state.tree.unstated():
             self._filler = asyncio.create_task(self._fill(), name="fswatch-mirror-stats")
 
     async def _fill(self) -> None:
@@ -269,15 +292,16 @@ class FsMirror:
 
     async def _rescan_all(self) -> None:
         self._overflow_queued = False
+        late, self._overflow_late = self._overflow_late, None
         if self._pairer is not None:
             self._pairer.flush()
         roots = sorted(r for r, root in self._state.roots.items() if root.refs > 0)
         tops = [r for r in roots if not any(t != r and is_under(r, t) and self._state.tree.is_listed(t)
                                             for t in roots)]
         for root in tops:
-            await self._rescan_now(root, None)
+            await self._rescan_now(root, None, late_since=late)
 
-    async def _rescan_now(self, root: str, records: Iterable[Record] | None) -> None:
+    async def _rescan_now(self, root: str, records: Iterable[Record] | None, *, late_since: int | None = None) -> None:
         s = self._state
         found = s.roots.get(root)
         if found is None:
@@ -285,7 +309,7 @@ class FsMirror:
         now = time.time_ns()
         baseline = Baseline(records) if records is not None else None
         if found.kind == "file":
-            self._emit(self._rescan_file(root, baseline, now))
+            self._emit(self._rescan_file(root, baseline, now, late_since))
             return
         try:
             st = os.lstat(root)
@@ -297,10 +321,12 @@ class FsMirror:
             gone += s.drop_subtree(root, now, report=False)
             self._emit(gone)
             return
-        await self._crawler.crawl(root, report=True, rescan=True, baseline=baseline)
+        await self._crawler.crawl(root, report=True, rescan=True, baseline=baseline, late_since=late_since)
 
-    def _rescan_file(self, root: str, baseline: Baseline | None, now: int) -> list[Change]:
+    def _rescan_file(self, root: str, baseline: Baseline | None, now: int, late_since: int | None) -> list[Change]:
         tree = self._state.tree
+        # A size/mtime read late may hide a write whose event the overflow dropped (see scanner).
+        distrust_from = late_since if baseline is None and tree.is_late(root) else None
         item = stat_path(root)
         before = baseline.children(os.path.dirname(root)).get(root) if baseline is not None else tree.get(root)
         if item is None:
@@ -311,6 +337,7 @@ class FsMirror:
         tree.put(root, kind, size, mtime_ns)
         if before is None:
             return [Change("created", root, kind, now, rescan=True)]
-        if before[0] != kind or changed(before, size, mtime_ns):
+        hidden = distrust_from is not None and mtime_ns >= distrust_from
+        if before[0] != kind or changed(before, size, mtime_ns) or hidden:
             return [Change("updated", root, kind, now, existed_before=True, rescan=True)]
         return []

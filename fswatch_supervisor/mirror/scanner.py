@@ -164,13 +164,16 @@ class Crawler:
         self._on_cookie = on_cookie
 
     async def crawl(self, top: str, *, report: bool, rescan: bool = False,
-                    baseline: Baseline | None = None, strict: bool = False, limit_fatal: bool = False) -> None:
+                    baseline: Baseline | None = None, strict: bool = False, limit_fatal: bool = False,
+                    late_since: int | None = None) -> None:
         """Make every needed directory at or below ``top`` listed and watched.
 
         ``top`` must already be a directory entry. With ``strict`` a failure to watch or read
         ``top`` itself raises (and leaves no watch behind); otherwise it becomes a ``watch-error``.
         With ``limit_fatal`` the watch limit raises wherever it is hit (a watcher being created
-        must be whole or not at all); the caller releases what was added.
+        must be whole or not at all); the caller releases what was added. ``late_since`` is
+        ``Tree.late_since()`` as it was when the overflow that asked for this rescan was read:
+        the rescan may run much later, and the distrust of late values must not end meanwhile.
         """
         tree, progress = self._s.tree, _Progress(top)
         needs_dir = self._s.needs_dir
@@ -192,7 +195,8 @@ class Crawler:
                 self._s.emit(self._adopt(d, listing, report=report))
                 subdirs, count = listing.dirs, len(listing)
             else:
-                self._s.emit(self._reconcile(d, listing, report=report, rescan=rescan, baseline=baseline))
+                self._s.emit(self._reconcile(d, listing, report=report, rescan=rescan, baseline=baseline,
+                                             late_since=late_since))
                 subdirs, count = [path for path, kind, _size, _mtime in listing if kind == "dir"], len(listing)
             if report:
                 # A cookie whose event was lost (an overflow) is still on disk: a sync waiting
@@ -262,7 +266,7 @@ class Crawler:
         return changes
 
     def _reconcile(self, d: str, items: list[ScanItem], *, report: bool, rescan: bool,
-                   baseline: Baseline | None) -> list[Change]:
+                   baseline: Baseline | None, late_since: int | None = None) -> list[Change]:
         """Make the model's listing of ``d`` equal ``items``; return what changed, if reporting.
 
         Differences are taken against ``baseline`` when given (the model is then updated silently),
@@ -271,7 +275,7 @@ class Crawler:
         now = time.time_ns()
         ref = baseline.children(d) if baseline is not None else None
         # Diffing against the model: values it read late may hide a change an overflow dropped.
-        late = tree.late_since() if rescan and ref is None else None
+        late = late_since if rescan and ref is None else None
         previous = tree.children(d)
         tree.mark_listed(d)
         changes: list[Change] = []

@@ -29,6 +29,8 @@ class WatcherIndex:
     def add(self, seq: int, watchers: Iterable[str]) -> None:
         """Record that ``seq`` belongs to ``watchers``; seqs arrive in ascending order."""
         key = watchers if type(watchers) is tuple else tuple(watchers)
+        if not key:
+            return  # a recovered record whose watchers were all deleted
         seqs = self._sets.get(key)
         if seqs is None:
             seqs = self._sets[key] = array("Q")

@@ -123,6 +123,40 @@ def test_snapshot_then_follow(http: httpx.Client, tree: Path) -> None:
     assert_problem(http.get(f"/watchers/{watcher}/snapshot", params={"limit": 0}), 400)
 
 
+def snapshot_pages(http: httpx.Client, watcher: str, limit: int) -> list[str]:
+    paths: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
+    for _ in range(100):  # a cursor that does not advance must fail the test, not hang it
+        page = http.get(f"/watchers/{watcher}/snapshot", params=params).json()
+        paths += [item["path"] for item in page["items"]]
+        if not page["next"]:
+            return paths
+        params["cursor"] = page["next"]
+    raise AssertionError(f"the snapshot did not end: {paths}")
+
+
+def test_snapshot_of_several_roots_lists_each_entry_once_whatever_the_page_size(
+        http: httpx.Client, tmp_path: Path) -> None:
+    outer, elsewhere = tmp_path / "outer", tmp_path / "elsewhere"
+    (elsewhere / "sub").mkdir(parents=True)
+    (elsewhere / "sub" / "kept.txt").write_text("x")
+    (outer / "in" / "deep").mkdir(parents=True)
+    (outer / "in" / "deep" / "d.txt").write_text("d")
+    (outer / "plain.txt").write_text("y")
+    (outer / "link").symlink_to(elsewhere)  # the outer root's walk does not follow it
+    rules = [["include-path", str(outer)], ["include-path", str(outer / "link" / "sub")],
+             ["include-path", str(outer / "in")]]  # nested and reached: not walked twice
+    created = http.post("/watchers", json={"rules": rules})
+    assert created.status_code == 201, created.text
+    watcher = created.json()["id"]
+    whole = snapshot_pages(http, watcher, 1000)
+    assert sorted(whole) == sorted([str(outer / "plain.txt"), str(outer / "link"), str(outer / "in"),
+                                    str(outer / "in" / "deep"), str(outer / "in" / "deep" / "d.txt"),
+                                    str(outer / "link" / "sub" / "kept.txt")])
+    for limit in (1, 2, 3):
+        assert snapshot_pages(http, watcher, limit) == whole
+
+
 def test_explain(http: httpx.Client, tree: Path) -> None:
     watcher = make_watcher(http, tree)
     hidden = http.get(f"/watchers/{watcher}/explain", params={"path": str(tree / ".git")}).json()

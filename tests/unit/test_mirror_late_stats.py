@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import types
 from pathlib import Path
 
 import pytest
 
+from fswatch_supervisor.backends.inotify import InotifyBackend
 from fswatch_supervisor.changes import Change
 from fswatch_supervisor.mirror import entries, scanner
 from fswatch_supervisor.mirror.persist import load_model, save_model
@@ -32,8 +34,10 @@ class Crawled:
         self.tree.put(self.top, "dir", 0, 0)
         self.crawler = Crawler(self.state, self.cookies.append)
 
-    def crawl(self, *, report: bool = False, rescan: bool = False, baseline: Baseline | None = None) -> None:
-        asyncio.run(self.crawler.crawl(self.top, report=report, rescan=rescan, baseline=baseline))
+    def crawl(self, *, report: bool = False, rescan: bool = False, baseline: Baseline | None = None,
+              late_since: int | None = None) -> None:
+        asyncio.run(self.crawler.crawl(self.top, report=report, rescan=rescan, baseline=baseline,
+                                       late_since=late_since))
 
     def fill(self) -> None:
         while self.tree.fill_stats(2):
@@ -103,11 +107,29 @@ def test_an_overflow_rescan_reports_a_write_its_late_stat_absorbed(tmp_path: Pat
     # Written after the listing, read by the late stat; its event was dropped (an overflow).
     (tmp_path / "a" / "f0.txt").write_text("changed")
     m.fill()
-    m.crawl(report=True, rescan=True)
+    late = m.tree.late_since()  # what the mirror notes when it reads the overflow
+    m.crawl(report=True, rescan=True, late_since=late)
     assert m.summary() == {("updated", "a/f0.txt")}
     m.changes.clear()
-    m.crawl(report=True, rescan=True)
+    m.crawl(report=True, rescan=True, late_since=late)
     assert m.changes == [], "a rescan states what it reports: the next one trusts it"
+
+
+def test_the_rescan_distrusts_late_values_however_long_after_the_overflow_it_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The rescan job can wait behind a big crawl, or behind the rescan of a larger root.
+    make_tree(tmp_path, ["a"], files_per_dir=2)
+    aged(tmp_path)
+    m = Crawled(tmp_path)
+    m.crawl()
+    (tmp_path / "a" / "f0.txt").write_text("changed")  # its event is lost in an overflow
+    m.fill()
+    late = m.tree.late_since()  # the overflow is read now, within the window
+    later = time.monotonic() + entries.LATE_WINDOW_S + 1
+    monkeypatch.setattr(entries, "time", types.SimpleNamespace(monotonic=lambda: later))
+    assert m.tree.late_since() is None  # the window has closed by the time the rescan runs
+    m.crawl(report=True, rescan=True, late_since=late)
+    assert m.summary() == {("updated", "a/f0.txt")}
 
 
 def test_a_model_saved_before_its_stats_were_read_still_shows_what_changed_while_down(tmp_path: Path) -> None:
@@ -134,7 +156,7 @@ def test_late_values_are_distrusted_for_a_bounded_time(tmp_path: Path, monkeypat
     m.fill()
     assert m.tree.late_since() is None
     (tmp_path / "a" / "f1.txt").write_text("changed")  # its event would report it
-    m.crawl(report=True, rescan=True)
+    m.crawl(report=True, rescan=True, late_since=m.tree.late_since())
     assert m.summary() == {("updated", "a/f1.txt")}
 
 
@@ -188,3 +210,42 @@ async def test_a_write_right_after_the_watch_is_reported_and_modelled(tmp_path: 
         # (Directories' own mtimes are not followed: the cookie changed that of a/b.)
         assert all((kind, size, mtime) == on_disk(path)
                    for path, kind, size, mtime in r.mirror.entries(str(tmp_path)) if kind != "dir")
+
+
+@async_test
+async def test_the_mirror_keeps_the_overflows_distrust_for_a_rescan_that_starts_late(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_tree(tmp_path, ["a"], files_per_dir=2)
+    aged(tmp_path)
+    written = tmp_path / "a" / "f0.txt"
+    async with Running() as r:
+        await r.mirror.add_root(str(tmp_path))
+        assert isinstance(r.backend, InotifyBackend) and r.backend._drainer is not None
+        r.backend._drainer.stop()  # what happens from now on stays in the kernel queue: lost
+        written.write_text("changed")  # before the background fill reads it
+        await r.wait_for(lambda: r.mirror._state.tree.unstated() == 0)
+        r.mirror.overflow()  # read within the window for late values...
+        later = time.monotonic() + entries.LATE_WINDOW_S + 1
+        monkeypatch.setattr(entries, "time", types.SimpleNamespace(monotonic=lambda: later))  # ...rescanned after
+        await r.wait_for(lambda: any(c.action == "updated" and c.path == str(written) and c.rescan
+                                     for c in r.changes))
+
+
+@async_test
+async def test_entries_moved_before_their_sizes_could_be_read_are_read_under_their_new_name(
+        tmp_path: Path) -> None:
+    make_tree(tmp_path, ["a"], files_per_dir=3)
+    async with Running() as r:
+        await r.mirror.add_root(str(tmp_path))
+        assert isinstance(r.backend, InotifyBackend) and r.backend._drainer is not None
+        r.backend._drainer.stop()  # the rename's events wait in the kernel until handed over below
+        os.rename(tmp_path / "a", tmp_path / "b")
+        tree = r.mirror._state.tree
+        await r.wait_for(lambda: tree.unstated() == 0)  # the fill tried the old names, in vain
+        while True:
+            try:
+                r.backend._on_chunks([os.read(r.backend.fd, 65536)])
+            except BlockingIOError:
+                break
+        assert tree.unstated() == 4  # queued again as b, b/f0.txt ... b/f2.txt
+        await r.wait_for(lambda: tree.unstated() == 0)  # and read without waiting for another crawl
