@@ -80,7 +80,7 @@ class Coalescer:
         self._by_path: dict[str, _Batch] = {}
         self._heap: list[tuple[int, int, _Batch]] = []
         self._seq = count()
-        self._below: dict[str, int] = {}  # directory -> number of its active children (see _activate)
+        self._below: dict[str, int] = {}  # directory -> number of its active children (see _count_active)
         self._dirs: set[str] = set()
         """Pending paths named by a change of a directory (or unknown kind): the only ones a later
         change can be below. Empty in a burst of file changes, which then skip the ancestor walk."""
@@ -161,7 +161,7 @@ class Coalescer:
                 batch.paths.add(p)
                 by_path[p] = batch
                 if not self._below.get(p):
-                    self._activate(p)
+                    self._count_active(p, 1)
             if self._dirs:
                 self._after_ancestors(batch, p)
         return batch
@@ -181,35 +181,19 @@ class Coalescer:
     # something pending below them. "Anything pending below d?" is then one lookup, and a change
     # walks up only while it is the first (or last) active entry of a directory, not to the root.
 
-    def _activate(self, path: str) -> None:
-        """``path`` just became active: count it in its parent, and so on up while that is news."""
+    def _count_active(self, path: str, delta: int) -> None:
+        """``path`` just became active (+1) or inactive (-1): count it in its parent, and so on up
+        while that changes whether the parent is active."""
         below, by_path = self._below, self._by_path
         while path != "/":
-            cut = path.rfind("/")
-            if cut < 0:
-                return
-            parent = path[:cut] or "/"
-            n = below.get(parent, 0)
-            below[parent] = n + 1
-            if n or parent in by_path:
-                return
-            path = parent
-
-    def _deactivate(self, path: str) -> None:
-        """``path`` is neither pending nor above anything pending any more: uncount it upwards."""
-        below, by_path = self._below, self._by_path
-        while path != "/":
-            cut = path.rfind("/")
-            if cut < 0:
-                return
-            parent = path[:cut] or "/"
-            n = below[parent] - 1
+            parent = path.rpartition("/")[0] or "/"
+            n = below.get(parent, 0) + delta
             if n:
                 below[parent] = n
-                return
-            del below[parent]
-            if parent in by_path:
-                return
+            else:
+                del below[parent]
+            if n != (delta > 0) or parent in by_path:
+                return  # the parent was active before (+1) or stays active (-1)
             path = parent
 
     def _close(self, batch: _Batch) -> list[Change]:
@@ -239,7 +223,7 @@ class Coalescer:
         for p in batch.paths:
             del by_path[p]
             if not below.get(p):
-                self._deactivate(p)
+                self._count_active(p, -1)
             if dirs:
                 dirs.discard(p)
         if len(batch.changes) == 1:
