@@ -7,7 +7,7 @@ concern costs one dict lookup per ancestor of its path, never a scan of every wa
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +17,6 @@ from fswatch_supervisor.rules import RuleSet
 from fswatch_supervisor.watchers import Watcher
 
 log = get_logger(__name__)
-
-
-def ancestors(path: str) -> Iterator[str]:
-    """``path`` itself, then each parent up to ``/``."""
-    while True:
-        yield path
-        if path == "/":
-            return
-        cut = path.rfind("/")
-        if cut < 0:
-            return
-        path = path[:cut] or "/"
 
 
 def outermost(roots: list[str]) -> list[str]:
@@ -189,13 +177,20 @@ class Registry:
         if cached is None:
             if len(self._covering_dirs) > 200_000:
                 self._forget_covering()
-            watchers = tuple(
-                w for candidate in reversed(list(ancestors(directory))) for w in self._by_root.get(candidate, ()))
-            # Most directories share one answer: keep one copy of it (5,000 directories cost 1.5 MB).
-            key = tuple(w.id for w in watchers)
-            cached = self._covering_shared.get(key)
-            if cached is None:
-                cached = self._covering_shared[key] = Covering(watchers)
+            # From the parent's answer (a crawl asks parents first): a directory that is nobody's
+            # root shares its parent's answer, one dict lookup instead of a walk to "/".
+            cut = directory.rfind("/")
+            above = None if directory == "/" or cut < 0 else self._covering_dir(directory[:cut] or "/")
+            here = self._by_root.get(directory)
+            if above is not None and not here:
+                cached = above
+            else:
+                watchers = (above.watchers if above is not None else ()) + tuple(here or ())
+                # Directories share one answer per distinct watcher set (5,000 copies cost 1.5 MB).
+                key = tuple(w.id for w in watchers)
+                cached = self._covering_shared.get(key)
+                if cached is None:
+                    cached = self._covering_shared[key] = Covering(watchers)
             self._covering_dirs[directory] = cached
         return cached
 

@@ -8,7 +8,7 @@ import pytest
 
 from fswatch_supervisor.config import parse_duration, parse_size
 from fswatch_supervisor.eventmodel import format_id, format_time, parse_id, parse_time
-from fswatch_supervisor.registry import Registry, ancestors, outermost
+from fswatch_supervisor.registry import Registry, outermost
 from fswatch_supervisor.rules import RuleSet
 from fswatch_supervisor.watchers import Watcher, new_watcher_id
 
@@ -51,10 +51,6 @@ def test_times_are_rfc3339_utc_microseconds() -> None:
 
 def test_outermost_roots_keep_only_outermost() -> None:
     assert outermost(["/a/b", "/a", "/ab", "/a/b/c", "/x"]) == ["/a", "/ab", "/x"]
-
-
-def test_ancestors_walk_to_root() -> None:
-    assert list(ancestors("/a/b/c")) == ["/a/b/c", "/a/b", "/a", "/"]
 
 
 def _watcher(registry: Registry, path: str, **tags: str) -> Watcher:
