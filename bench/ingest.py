@@ -1,0 +1,196 @@
+"""The supervisor's ingest cost per stage, in one process, on a real burst's raw inotify events.
+
+``python -m bench.ingest [--files N] [--dirs N] [--watchers N] [--followed N] [--coalesce-ms N]``
+
+A developer's tool beside ``bench/run`` (which measures end to end against other tools): it makes a
+burst like the benchmark's (files created across ``--dirs`` directories, then a quarter each
+appended, deleted and renamed) with nothing reading the inotify fd, keeps the raw bytes, then times
+what the supervisor does with them: parsing and the mirror (raw events to changes), and the
+pipeline (coalescing, routing, storing in a real store, publishing on a real XPUB socket with
+``--followed`` SUB sockets subscribed) with ``--watchers`` watchers over the tree (default rules, at
+three different roots). It reaches into the supervisor's internals on purpose: that is what it
+measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import zmq
+
+from fswatch_supervisor.backends.inotify import InotifyBackend
+from fswatch_supervisor.changes import Change
+from fswatch_supervisor.mirror import FsMirror
+from fswatch_supervisor.pipeline import Pipeline
+from fswatch_supervisor.registry import Registry
+from fswatch_supervisor.rpc import Publisher
+from fswatch_supervisor.rules import RuleSet
+from fswatch_supervisor.store.eventstore import EventStore
+from fswatch_supervisor.watchers import Watcher
+
+DRAIN_EVERY = 500
+"""Operations between reads of the fd, so the kernel queue (16,384 events) never overflows."""
+
+
+def burst(backend: InotifyBackend, dirs: list[str], files: int) -> list[bytes]:
+    """Do the benchmark's burst; return the raw inotify bytes it produced, as read."""
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunks.append(os.read(backend.fd, 1 << 16))
+            except BlockingIOError:
+                return
+
+    def each(paths: list[str], operation: Callable[[str], None]) -> None:
+        for n, path in enumerate(paths, start=1):
+            operation(path)
+            if n % DRAIN_EVERY == 0:
+                drain()
+        drain()
+
+    def create(path: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"burst\n")
+        os.close(fd)
+
+    def append(path: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        os.write(fd, b"burst\n")
+        os.close(fd)
+
+    created = [os.path.join(dirs[i % len(dirs)], f"b{i}.dat") for i in range(files)]
+    quarter = files // 4
+    each(created, create)
+    each(created[:quarter], append)
+    each(created[quarter:2 * quarter], os.unlink)
+    each(created[2 * quarter:3 * quarter], lambda p: os.rename(p, p[:-4] + ".moved"))
+    return chunks
+
+
+class _Clock:
+    """Stands in for the pipeline's wall clock: the time of the changes being fed, so coalescing
+    windows open and close as they did when the burst happened."""
+
+    def __init__(self) -> None:
+        self.now = 0
+
+    def time_ns(self) -> int:
+        return self.now
+
+
+def pipeline_cpu(changes: list[Change], registry: Registry, store: EventStore,
+                 publish: Callable[[Any], None], batch: int) -> float:
+    """CPU seconds the pipeline takes for ``changes``, fed ``batch`` at a time in their own time."""
+    import fswatch_supervisor.pipeline as pipeline_module
+
+    pipeline = Pipeline(registry, store, publish)
+    clock = _Clock()
+    with mock.patch.object(pipeline_module, "time", clock):
+        fed = [copy.copy(c) for c in changes]
+        start = time.process_time()
+        for i in range(0, len(fed), batch):
+            clock.now = fed[i].time_ns
+            pipeline.on_changes(fed[i:i + batch])
+            if pipeline._timer is not None:
+                pipeline._timer.cancel()
+                pipeline._timer = None
+                pipeline.run_due()
+        pipeline.flush()
+        return time.process_time() - start
+
+
+async def measure(args: argparse.Namespace, work: Path) -> list[tuple[str, float, int]]:
+    root = work / "tree"
+    dirs = [str(root / f"d{i:04d}") for i in range(args.dirs)]
+    for d in dirs:
+        os.makedirs(d)
+    changes: list[Change] = []
+    backend = InotifyBackend()
+    mirror = FsMirror(backend, needs_dir=lambda _d: True, on_changes=changes.extend)
+    await mirror.start()
+    try:
+        await mirror.add_root(str(root))
+        assert backend._drainer is not None
+        backend._drainer.stop()  # from here on only this tool reads the fd
+        chunks = burst(backend, dirs, args.files)
+        start = time.process_time()
+        for chunk in chunks:
+            backend._parse(chunk, [])
+        parse_s = time.process_time() - start
+        start = time.process_time()
+        for chunk in chunks:
+            backend._on_chunks([chunk])
+        mirror._pairer.flush() if mirror._pairer is not None else None
+        mirror_s = time.process_time() - start
+    finally:
+        await mirror.close()
+
+    registry = Registry(work / "watchers.log", sync_each=False)
+    registry.open()
+    roots = [str(root), str(work), str(work.parent)]
+    for k in range(args.watchers):
+        path = roots[k % len(roots)]
+        registry.add(Watcher(id=f"w_{k:04d}", serial=k + 1, rules=RuleSet.for_path(path), path=path, tags={},
+                             coalesce_ms=args.coalesce_ms, ttl_s=None, created_ns=0))
+    store = EventStore(work / "events", retain_events=10_000_000, retain_bytes=8 * 2**30)
+    store.open()
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    publisher = Publisher(context, f"ipc://{work}/pub.ipc")
+    followers = []
+    for k in range(args.followed):
+        sub = context.socket(zmq.SUB)
+        sub.setsockopt(zmq.RCVHWM, 0)
+        sub.connect(f"ipc://{work}/pub.ipc")
+        sub.setsockopt(zmq.SUBSCRIBE, f"w_{k:04d}".encode())
+        followers.append(sub)
+    try:
+        await asyncio.sleep(0.3)  # subscriptions reach the XPUB socket
+        events_before = store.last_seq
+        routed_s = pipeline_cpu(changes, registry, store, publisher.publish, args.batch)
+        events = store.last_seq - events_before
+    finally:
+        for sub in followers:
+            sub.close(linger=0)
+        publisher.close()
+        store.close()
+        registry.close()
+        context.term()
+    out = len(changes)
+    return [("parse (raw bytes to events)", parse_s, out), ("mirror (parse + pair + normalise)", mirror_s, out),
+            (f"pipeline ({args.watchers} watchers, {args.followed} followed)", routed_s, events)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--dirs", type=int, default=500)
+    parser.add_argument("--watchers", type=int, default=1)
+    parser.add_argument("--followed", type=int, default=0, help="watchers with a ZeroMQ subscriber")
+    parser.add_argument("--coalesce-ms", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=500, help="changes per pipeline call")
+    parser.add_argument("--base-dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="fswatch-ingest-", dir=args.base_dir))
+    try:
+        rows = asyncio.run(measure(args, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{'stage':45s} {'CPU ms':>8s} {'items':>8s} {'µs/item':>8s}")
+    for name, seconds, items in rows:
+        print(f"{name:45s} {seconds * 1000:8.0f} {items:8d} {seconds * 1e6 / max(items, 1):8.1f}")
+
+
+if __name__ == "__main__":
+    main()
