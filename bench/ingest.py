@@ -8,8 +8,8 @@ appended, deleted and renamed) with nothing reading the inotify fd, keeps the ra
 what the supervisor does with them: parsing and the mirror (raw events to changes), and the
 pipeline (coalescing, routing, storing in a real store, publishing on a real XPUB socket with
 ``--followed`` SUB sockets subscribed) with ``--watchers`` watchers over the tree (default rules, at
-three different roots). It reaches into the supervisor's internals on purpose: that is what it
-measures.
+three different roots) and ``--front-ends`` subscribers of the front-ends' fanout socket. It reaches
+into the supervisor's internals on purpose: that is what it measures.
 """
 
 from __future__ import annotations
@@ -147,8 +147,14 @@ async def measure(args: argparse.Namespace, work: Path) -> list[tuple[str, float
     store = EventStore(work / "events", retain_events=10_000_000, retain_bytes=8 * 2**30)
     store.open()
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    publisher = Publisher(context, f"ipc://{work}/pub.ipc")
+    publisher = Publisher(context, f"ipc://{work}/pub.ipc", f"ipc://{work}/fanout.ipc")
     followers = []
+    for _ in range(args.front_ends):  # a front-end takes every event once, with its watcher ids
+        sub = context.socket(zmq.SUB)
+        sub.setsockopt(zmq.RCVHWM, 0)
+        sub.connect(f"ipc://{work}/fanout.ipc")
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        followers.append(sub)
     for k in range(args.followed):
         sub = context.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 0)
@@ -169,7 +175,8 @@ async def measure(args: argparse.Namespace, work: Path) -> list[tuple[str, float
         context.term()
     out = len(changes)
     return [("parse (raw bytes to events)", parse_s, out), ("mirror (parse + pair + normalise)", mirror_s, out),
-            (f"pipeline ({args.watchers} watchers, {args.followed} followed)", routed_s, events)]
+            (f"pipeline ({args.watchers} watchers, {args.followed} followed, {args.front_ends} front-ends)",
+             routed_s, events)]
 
 
 def main() -> None:
@@ -178,6 +185,8 @@ def main() -> None:
     parser.add_argument("--dirs", type=int, default=500)
     parser.add_argument("--watchers", type=int, default=1)
     parser.add_argument("--followed", type=int, default=0, help="watchers with a ZeroMQ subscriber")
+    parser.add_argument("--front-ends", type=int, default=0,
+                        help="subscribers of the front-ends' fanout socket (each event once, however many watchers)")
     parser.add_argument("--coalesce-ms", type=int, default=50)
     parser.add_argument("--batch", type=int, default=500, help="changes per pipeline call")
     parser.add_argument("--base-dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None)

@@ -70,7 +70,7 @@ def create_app(settings: ApiSettings) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, object]]:
         context = zmq.asyncio.Context()
         client = AsyncSupervisorClient(settings.endpoints, timeout=settings.rpc_timeout_s, context=context)
-        subscriber = Subscriber(context, settings.endpoints.pub, capacity=settings.stream_queue_limit,
+        subscriber = Subscriber(context, settings.endpoints.fanout, capacity=settings.stream_queue_limit,
                                 encode=encode_event)
         reader = asyncio.create_task(subscriber.run(), name="fswatch-subscriber")
         reader.add_done_callback(_report_reader_exit)

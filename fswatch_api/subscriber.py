@@ -1,14 +1,17 @@
-"""One SUB socket per front-end process, fanned out to bounded per-stream queues.
+"""One SUB socket per front-end process, on the supervisor's fanout socket, fanned out to bounded
+per-stream queues.
 
-Topics (watcher ids) are subscribed while at least one stream wants them. The reader task takes
-every message already waiting on the socket, decodes each once, encodes its SSE frame once, joins the
-frames of one topic into a ``LiveBatch`` and appends that to every interested stream without
-awaiting; a stream that is more than ``capacity`` events behind is closed instead of buffered, so a
-slow reader never delays the others or the supervisor.
+The fanout socket carries each event once with the ids of every watcher that receives it, so a
+front-end following a hundred watchers decodes an event once, not a hundred times (the public PUB
+socket has one message per watcher). The reader task takes every message already waiting on the
+socket, decodes each once, encodes its SSE frame once, joins the frames of one watcher into a
+``LiveBatch`` and appends that to every stream of that watcher without awaiting; a stream that is
+more than ``capacity`` events behind is closed instead of buffered, so a slow reader never delays
+the others or the supervisor.
 
 ZeroMQ gives no acknowledgement of a subscription, and it drops what was published while a link was
-down. So a stream remembers whether its topic was *confirmed* (a message for it has arrived since it
-was subscribed) when it opened; if not, its first live event tells the SSE loop to re-read the store
+down. So a stream remembers whether the link was *confirmed* (a message has arrived on it since it
+connected) when it opened; if not, its first live event tells the SSE loop to re-read the store
 before going on (``needs_catchup``). A reconnection (a restarted supervisor) marks every stream that
 way and also queues a ``RESYNC`` marker so the loop re-reads at once.
 """
@@ -180,7 +183,8 @@ class Subscriber:
         self._context = context
         self._socket: zmq.asyncio.Socket | None = None
         self._topics: dict[str, set[LiveStream]] = {}
-        self._confirmed: set[str] = set()
+        self._live = False
+        """A message arrived since the socket last connected: the subscription is in effect."""
         self.connected = asyncio.Event()
         """Set once the SUB socket first connected to the supervisor (part of readiness)."""
         self.reconnects = 0
@@ -192,24 +196,21 @@ class Subscriber:
         return sum(len(streams) for streams in self._topics.values())
 
     def open(self, topic: str) -> LiveStream:
-        """Subscribe ``topic`` (if no stream had) and return a new stream for it."""
-        stream = LiveStream(topic, self.capacity, confirmed=topic in self._confirmed)
+        """A new stream of the events of watcher ``topic``."""
+        stream = LiveStream(topic, self.capacity, confirmed=self._live)
         if self._closing or self._socket is None:
             stream.close("shutdown")
             return stream
-        streams = self._topics.get(topic)
-        if streams is None:
-            streams = self._topics[topic] = set()
-            self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        streams = self._topics.setdefault(topic, set())
         streams.add(stream)
         if not stream.confirmed_at_open:
             self._recheck_later(lambda: [stream] if stream in self._topics.get(topic, ()) else [])
         return stream
 
     def _recheck_later(self, streams: Callable[[], list[LiveStream]]) -> None:
-        """Queue RESYNC markers a little later too. A subscription takes effect at the PUB socket
-        some time after it is sent, and an event published before that is dropped; if no later
-        event follows, only a re-read of the store reveals it."""
+        """Queue RESYNC markers a little later too. A subscription takes effect at the supervisor's
+        socket some time after it is sent, and an event published before that is dropped; if no
+        later event follows, only a re-read of the store reveals it."""
         loop = asyncio.get_running_loop()
         for delay in RECHECK_AFTER_S:
             # Once a live batch reached a stream (needs_catchup cleared), its subscription is known
@@ -217,16 +218,13 @@ class Subscriber:
             loop.call_later(delay, lambda: [stream.push(RESYNC) for stream in streams() if stream.needs_catchup])
 
     def release(self, stream: LiveStream) -> None:
-        """Forget ``stream``; unsubscribe its topic when it was the last. Idempotent."""
+        """Forget ``stream``. Idempotent."""
         streams = self._topics.get(stream.topic)
         if streams is None or stream not in streams:
             return
         streams.discard(stream)
         if not streams:
             del self._topics[stream.topic]
-            self._confirmed.discard(stream.topic)
-            if self._socket is not None and not self._socket.closed:
-                self._socket.setsockopt(zmq.UNSUBSCRIBE, stream.topic.encode())
 
     def close_all(self, reason: str = "shutdown") -> None:
         """End every stream (the app is shutting down); refuse new ones."""
@@ -241,6 +239,7 @@ class Subscriber:
         sock.setsockopt(zmq.RCVHWM, 0)  # a drop here would be a silent gap; streams bound memory instead
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")  # every event: each names its watchers
         monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED)
         sock.connect(self.endpoint)
         self._socket = sock
@@ -269,7 +268,7 @@ class Subscriber:
     def _resync_all(self) -> None:
         """A new link to the supervisor: what was published meanwhile is lost, so every stream re-reads."""
         self.reconnects += 1
-        self._confirmed.clear()
+        self._live = False
         _log.info("subscriber reconnected; resynchronising streams", streams=self.stream_count)
         for streams in self._topics.values():
             for stream in streams:
@@ -306,28 +305,30 @@ class Subscriber:
             await asyncio.sleep(0)
 
     def _fan_out(self, messages: list[list[bytes]]) -> None:
+        self._live = True
+        topics = self._topics
         by_topic: dict[str, tuple[list[int], list[bytes]]] = {}
         ended: set[str] = set()
         for frames in messages:
-            if frames[0].decode(errors="replace") not in self._topics:
-                continue
             try:
-                topic, event = protocol.decode_event(frames)
+                watcher_ids, event = protocol.decode_fanout(frames)
+                wanted = [w for w in watcher_ids if w in topics and w not in ended]
+                if not wanted:
+                    continue
                 seq, frame = int(event["id"]), self._encode(event)
             except (ProtocolError, KeyError, ValueError, TypeError) as exc:
-                _log.warning("dropped a malformed PUB message", error=str(exc))
+                _log.warning("dropped a malformed fanout message", error=str(exc))
                 continue
-            if topic in ended:
-                continue  # nothing follows a watcher's deletion
-            seqs, encoded = by_topic.setdefault(topic, ([], []))
-            seqs.append(seq)
-            encoded.append(frame)
-            if event.get("action") == "watcher-deleted":
-                ended.add(topic)
+            final = event.get("action") == "watcher-deleted"  # nothing follows a watcher's deletion
+            for topic in wanted:
+                seqs, encoded = by_topic.setdefault(topic, ([], []))
+                seqs.append(seq)
+                encoded.append(frame)
+                if final:
+                    ended.add(topic)
         for topic, (seqs, encoded) in by_topic.items():
-            self._confirmed.add(topic)
             batch = LiveBatch(seqs, encoded, final=topic in ended)
-            for stream in list(self._topics.get(topic, ())):
+            for stream in list(topics.get(topic, ())):
                 if not stream.push(batch):
                     self.overflows += 1
                     _log.info("closed a stream that fell behind", topic=topic, capacity=self.capacity)

@@ -37,6 +37,7 @@ class WorkerSpec:
     def argv(self, endpoints: Endpoints, parent_pid: int) -> list[str]:
         args = [sys.executable, "-m", "fswatch_worker", "--port", str(self.port), "--host", self.host,
                 "--state-dir", self.state_dir, "--rpc", endpoints.rpc, "--pub", endpoints.pub,
+                "--fanout", endpoints.fanout,
                 "--parent-pid", str(parent_pid)]
         if self.unix_socket:
             args += ["--unix-socket", self.unix_socket]

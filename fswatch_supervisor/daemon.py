@@ -44,7 +44,8 @@ class Supervisor:
     def __init__(self, config: SupervisorConfig) -> None:
         self.config = config
         self.state_dir = prepare_state_dir(config.state_dir)
-        self.endpoints = config.endpoints or protocol.Endpoints.from_state_dir(self.state_dir)
+        self.endpoints = (config.endpoints or protocol.Endpoints.from_state_dir(self.state_dir)).with_fanout_in(
+            self.state_dir)
         self._stop = asyncio.Event()
         self.restored = asyncio.Event()
         """Set once every watcher's roots were rescanned after start-up."""
@@ -71,7 +72,7 @@ class Supervisor:
             store.forget_watcher(orphan)  # deleted while a crash kept the store from hearing of it
         async_context = zmq.asyncio.Context()
         plain_context: zmq.Context[Any] = zmq.Context()
-        publisher = Publisher(plain_context, self.endpoints.pub)
+        publisher = Publisher(plain_context, self.endpoints.pub, self.endpoints.fanout)
         pipeline = Pipeline(registry, store, publisher.publish)
         cookies = CookieJar()
         mirror = FsMirror(open_backend(config.backend), needs_dir=registry.needs_dir,

@@ -35,7 +35,8 @@ Ops and their arguments (ids are the public 20-digit strings; absent means the d
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -99,6 +100,23 @@ def encode_event(topic: str, event: dict[str, Any]) -> list[bytes]:
     return [topic.encode(), encode(event)]
 
 
+def encode_fanout(watcher_ids: Sequence[str], payload: bytes) -> list[bytes]:
+    """The internal fanout frames for one event (``payload`` = its encoded map) and its watchers."""
+    return [pack(list(watcher_ids)), payload]
+
+
+def decode_fanout(frames: list[bytes]) -> tuple[list[str], dict[str, Any]]:
+    if len(frames) != 2:
+        raise ProtocolError(f"expected [watcher ids, event] frames, got {len(frames)} frames")
+    try:
+        ids = msgpack.unpackb(frames[0], raw=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
+        raise ProtocolError(f"not a msgpack list of watcher ids: {exc}") from exc
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ProtocolError("expected a list of watcher ids")
+    return ids, decode(frames[1])
+
+
 def decode_event(frames: list[bytes]) -> tuple[str, dict[str, Any]]:
     if len(frames) != 2:
         raise ProtocolError(f"expected [topic, event] frames, got {len(frames)} frames")
@@ -107,34 +125,45 @@ def decode_event(frames: list[bytes]) -> tuple[str, dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where a supervisor listens. ``from_state_dir`` gives the default ipc endpoints."""
+    """Where a supervisor listens. ``from_state_dir`` gives the default ipc endpoints.
+
+    ``fanout`` is internal, for the front-ends: one message per event, ``[watcher ids, event]``
+    (``encode_fanout``), so a front-end following many watchers decodes each event once, while the
+    public ``pub`` socket carries one message per event per watcher, as the contract says. It is
+    always an ipc socket in the state directory: front-ends run on the supervisor's host."""
 
     rpc: str
     pub: str
+    fanout: str = ""
 
     @classmethod
     def from_state_dir(cls, state_dir: Path) -> Endpoints:
         sock_dir = socket_dir(state_dir)
-        return cls(rpc=f"ipc://{sock_dir / 'rpc.ipc'}", pub=f"ipc://{sock_dir / 'pub.ipc'}")
+        return cls(rpc=f"ipc://{sock_dir / 'rpc.ipc'}", pub=f"ipc://{sock_dir / 'pub.ipc'}",
+                   fanout=f"ipc://{sock_dir / 'fanout.ipc'}")
 
     @classmethod
     def tcp(cls, host: str, rpc_port: int, pub_port: int) -> Endpoints:
         return cls(rpc=f"tcp://{host}:{rpc_port}", pub=f"tcp://{host}:{pub_port}")
+
+    def with_fanout_in(self, state_dir: Path) -> Endpoints:
+        """These endpoints, with the default fanout socket of ``state_dir`` when none is set."""
+        return self if self.fanout else replace(self, fanout=Endpoints.from_state_dir(state_dir).fanout)
 
     @classmethod
     def resolve(cls, state_dir: Path) -> Endpoints:
         """The endpoints a running supervisor wrote to ``STATE_DIR/sock/endpoints``, else the default."""
         recorded = socket_dir(state_dir) / "endpoints"
         try:
-            rpc, pub = recorded.read_text().split()
-            return cls(rpc=rpc, pub=pub)
+            rpc, pub, *fanout = recorded.read_text().split()
+            return cls(rpc=rpc, pub=pub, fanout=fanout[0] if fanout else "").with_fanout_in(state_dir)
         except (OSError, ValueError):
             return cls.from_state_dir(state_dir)
 
     def record(self, state_dir: Path) -> None:
         target = socket_dir(state_dir) / "endpoints"
         tmp = target.with_suffix(".tmp")
-        tmp.write_text(f"{self.rpc}\n{self.pub}\n")
+        tmp.write_text(f"{self.rpc}\n{self.pub}\n{self.fanout}\n")
         os.replace(tmp, target)
 
 

@@ -78,24 +78,57 @@ class RpcServer:
         self._socket.close(linger=0)
 
 
-class Publisher:
-    """The PUB socket: ``[watcher id, event]`` per delivered event. Never blocks the pipeline.
+class _Subscriptions:
+    """What the subscribers of an XPUB socket asked for. XPUB reports a topic's first subscription
+    and its last unsubscription (also when a subscriber goes away); SUB sockets cannot tell it from
+    a PUB."""
 
-    It is an XPUB socket, which SUB sockets cannot tell from a PUB, so that it learns which topics
-    someone subscribed to: a message for a topic nobody wants is not sent at all. A plain PUB drops
-    those too, but only after Python has paid for the send: with a hundred watchers over one tree
-    and a few of them followed, that was most of the supervisor's time in a burst.
+    def __init__(self, socket: zmq.Socket[Any]) -> None:
+        self._socket = socket
+        self.prefixes: set[bytes] = set()
+        """Subscribed topic prefixes (b"" is everything)."""
+
+    def take(self) -> bool:
+        """Read what arrived; whether anything changed."""
+        changed = False
+        while int(self._socket.get(zmq.EVENTS)) & zmq.POLLIN:
+            message = self._socket.recv(zmq.NOBLOCK)
+            if message[:1] == b"\x01":
+                self.prefixes.add(message[1:])
+            elif message[:1] == b"\x00":
+                self.prefixes.discard(message[1:])
+            changed = True
+        return changed
+
+
+def _xpub(context: zmq.Context[Any], endpoint: str, high_water_mark: int) -> zmq.Socket[Any]:
+    # A plain (blocking-API) socket: publishing is a non-blocking send from the loop thread.
+    socket: zmq.Socket[Any] = context.socket(zmq.XPUB)
+    socket.setsockopt(zmq.SNDHWM, high_water_mark)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.bind(endpoint)
+    return socket
+
+
+class Publisher:
+    """The PUB socket, ``[watcher id, event]`` per delivered event, and the front-ends' fanout
+    socket, ``[watcher ids, event]`` once per event. Never blocks the pipeline.
+
+    Both are XPUB sockets, so they learn what someone subscribed to: a message for a topic nobody
+    wants is not sent at all. A plain PUB drops those too, but only after Python has paid for the
+    send: with a hundred watchers over one tree and a few of them followed, that was most of the
+    supervisor's time in a burst. And a front-end following a hundred watchers takes each event
+    once from the fanout socket instead of a hundred times from the PUB socket.
     """
 
-    def __init__(self, context: zmq.Context[Any], endpoint: str, *, high_water_mark: int = 1_000_000) -> None:
-        # A plain (blocking-API) socket: publishing is a non-blocking send from the loop thread.
-        self._socket: zmq.Socket[Any] = context.socket(zmq.XPUB)
-        self._socket.setsockopt(zmq.SNDHWM, high_water_mark)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.bind(endpoint)
-        self._prefixes: set[bytes] = set()
-        """Subscribed topic prefixes (b"" is everything). XPUB reports a topic's first
-        subscription and its last unsubscription, also when a subscriber goes away."""
+    def __init__(self, context: zmq.Context[Any], endpoint: str, fanout_endpoint: str | None = None, *,
+                 high_water_mark: int = 1_000_000) -> None:
+        self._socket = _xpub(context, endpoint, high_water_mark)
+        self._subscriptions = _Subscriptions(self._socket)
+        self._fanout: tuple[zmq.Socket[Any], _Subscriptions] | None = None
+        if fanout_endpoint:
+            fanout = _xpub(context, fanout_endpoint, high_water_mark)
+            self._fanout = (fanout, _Subscriptions(fanout))
         self._topics: dict[str, bytes | None] = {}
         """Per watcher id: its topic when some prefix wants it, else None (cleared on a change)."""
         self.sent = 0
@@ -103,13 +136,22 @@ class Publisher:
         self.dropped = 0
 
     def publish(self, deliveries: Iterable[tuple[Sequence[str], dict[str, Any]]]) -> None:
-        """Send each event on its watchers' topics that someone subscribed to; an event is encoded
-        once, however many watchers share it, and not at all when none of them is followed."""
-        self._take_subscriptions()
+        """Send each event on its watchers' topics that someone subscribed to, and once on the
+        fanout socket if a front-end listens; an event is encoded once, and not at all when nobody
+        wants it."""
+        if self._subscriptions.take():
+            self._topics.clear()
+        fanout = self._fanout_if_listened()
         topics, send = self._topics, self._socket.send
         sent = unwanted = 0
         for watcher_ids, event in deliveries:
             payload: bytes | None = None
+            if fanout is not None:
+                payload = protocol.encode(event)
+                try:
+                    fanout.send_multipart(protocol.encode_fanout(watcher_ids, payload), zmq.NOBLOCK)
+                except zmq.Again:
+                    self.dropped += 1
             for watcher_id in watcher_ids:
                 topic = topics.get(watcher_id, _UNKNOWN)
                 if topic is _UNKNOWN:
@@ -132,21 +174,18 @@ class Publisher:
         self.sent += sent
         self.unwanted += unwanted
 
-    def _take_subscriptions(self) -> None:
-        changed = False
-        while int(self._socket.get(zmq.EVENTS)) & zmq.POLLIN:
-            message = self._socket.recv(zmq.NOBLOCK)
-            if message[:1] == b"\x01":
-                self._prefixes.add(message[1:])
-            elif message[:1] == b"\x00":
-                self._prefixes.discard(message[1:])
-            changed = True
-        if changed:
-            self._topics.clear()
+    def _fanout_if_listened(self) -> zmq.Socket[Any] | None:
+        if self._fanout is None:
+            return None
+        socket, subscriptions = self._fanout
+        subscriptions.take()
+        return socket if subscriptions.prefixes else None
 
     def _topic_if_wanted(self, watcher_id: str) -> bytes | None:
         topic = watcher_id.encode()
-        return topic if any(topic.startswith(prefix) for prefix in self._prefixes) else None
+        return topic if any(topic.startswith(prefix) for prefix in self._subscriptions.prefixes) else None
 
     def close(self) -> None:
         self._socket.close(linger=0)
+        if self._fanout is not None:
+            self._fanout[0].close(linger=0)

@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", type=Path, default=None, help="the daemon's state directory")
     parser.add_argument("--rpc", default=None, help="supervisor RPC endpoint (default: from the state dir)")
     parser.add_argument("--pub", default=None, help="supervisor PUB endpoint (default: from the state dir)")
+    parser.add_argument("--fanout", default=None,
+                        help="supervisor's internal fanout endpoint (default: from the state dir)")
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     parser.add_argument("--log-level", default=None)
     parser.add_argument("--access-log", action="store_true", help="log every request")
@@ -81,7 +83,8 @@ def parse_args(argv: list[str] | None = None) -> WorkerConfig:
     if args.rpc_timeout <= 0 or args.graceful_timeout < 0:
         raise ConfigError("--rpc-timeout must be positive and --graceful-timeout not negative")
     state_dir = (args.state_dir or default_state_dir()).expanduser().absolute()
-    endpoints = Endpoints(args.rpc, args.pub) if args.rpc else Endpoints.resolve(state_dir)
+    endpoints = (Endpoints(args.rpc, args.pub, args.fanout or "").with_fanout_in(state_dir) if args.rpc
+                 else Endpoints.resolve(state_dir))
     return WorkerConfig(
         port=args.port, host=args.host, unix_socket=args.unix_socket, state_dir=state_dir,
         endpoints=endpoints, parent_pid=args.parent_pid, log_level=args.log_level,

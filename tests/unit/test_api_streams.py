@@ -38,7 +38,7 @@ async def publish_until_delivered(pub: zmq.asyncio.Socket, topic: str, stream: L
     seq = 0
     while not len(stream):
         seq += 1
-        await pub.send_multipart(protocol.encode_event(topic, event(seq)))
+        await pub.send_multipart(protocol.encode_fanout([topic], protocol.encode(event(seq))))
         await asyncio.sleep(0.01)
     return seq
 
@@ -233,11 +233,33 @@ def test_a_burst_waiting_on_the_socket_does_not_cut_off_a_reader_that_keeps_up(t
             stream = subscriber.open("w_a")
             start = await publish_until_delivered(pub, "w_a", stream)
             for seq in range(start + 1, start + 1 + burst):
-                await pub.send_multipart(protocol.encode_event("w_a", event(seq)))
+                await pub.send_multipart(protocol.encode_fanout(["w_a"], protocol.encode(event(seq))))
             seen: list[int] = []
             while (not seen or seen[-1] < start + burst) and stream.closed is None:
                 seen += [seq for item in await stream.next_batch(LIVE_CHUNK_EVENTS)
                          if isinstance(item, LiveBatch) for seq in item.seqs]
             assert stream.closed is None
             assert [seq for seq in seen if seq > start] == list(range(start + 1, start + 1 + burst))
+    run(go())
+
+
+
+@pytest.mark.timeout(20)
+def test_an_event_for_several_watchers_reaches_each_of_their_streams_once(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with subscribed(tmp_path, capacity=100) as (pub, subscriber):
+            a, b, c = subscriber.open("w_a"), subscriber.open("w_b"), subscriber.open("w_c")
+            start = await publish_until_delivered(pub, "w_a", a)
+            both = event(start + 1)
+            await pub.send_multipart(protocol.encode_fanout(["w_a", "w_b"], protocol.encode(both)))
+            got_b = [seq for item in await asyncio.wait_for(b.next_batch(100), 5)
+                     if isinstance(item, LiveBatch) for seq in item.seqs]
+            assert got_b == [start + 1]
+            while True:
+                items = await asyncio.wait_for(a.next_batch(100), 5)
+                seqs = [seq for item in items if isinstance(item, LiveBatch) for seq in item.seqs]
+                if start + 1 in seqs:
+                    assert seqs.count(start + 1) == 1
+                    break
+            assert not len(c)
     run(go())

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import zmq
 
+from fswatch_supervisor import protocol
 from fswatch_supervisor.changes import Change
 from fswatch_supervisor.pipeline import Pipeline
 from fswatch_supervisor.registry import Registry
@@ -98,5 +99,27 @@ def test_the_pub_socket_sends_only_topics_someone_subscribed_to(tmp_path: Path) 
     finally:
         one.close(linger=0)
         everything.close(linger=0)
+        publisher.close()
+        context.term()
+
+
+def test_the_fanout_socket_carries_each_event_once_with_all_its_watchers(tmp_path: Path) -> None:
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    publisher = Publisher(context, f"ipc://{tmp_path}/pub.ipc", f"ipc://{tmp_path}/fanout.ipc")
+    front_end = context.socket(zmq.SUB)
+    try:
+        front_end.connect(f"ipc://{tmp_path}/fanout.ipc")
+        front_end.setsockopt(zmq.SUBSCRIBE, b"")
+        deadline = time.monotonic() + 10
+        while not front_end.poll(20):
+            assert time.monotonic() < deadline, "the fanout subscriber never heard anything"
+            publisher.publish([(["w_a", "w_b", "w_c"], {"id": "1"})])
+        messages = []
+        while front_end.poll(50):
+            messages.append(protocol.decode_fanout(front_end.recv_multipart()))
+        assert messages and all(m == (["w_a", "w_b", "w_c"], {"id": "1"}) for m in messages)
+        assert publisher.sent == 0  # nobody follows any watcher on the public socket
+    finally:
+        front_end.close(linger=0)
         publisher.close()
         context.term()

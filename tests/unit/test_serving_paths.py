@@ -147,8 +147,9 @@ def test_subscriber_delivers_a_burst_as_shared_batches(tmp_path: Path) -> None:
             streams = [subscriber.open("w_a") for _ in range(3)]
             base = await publish_until_delivered(pub, "w_a", streams[0])
             for seq in range(base + 1, base + 2001):
-                await pub.send_multipart(protocol.encode_event("w_a", event(seq)))
-            await pub.send_multipart(protocol.encode_event("w_a", event(base + 2001, "watcher-deleted")))
+                await pub.send_multipart(protocol.encode_fanout(["w_a"], protocol.encode(event(seq))))
+            deleted = protocol.encode(event(base + 2001, "watcher-deleted"))
+            await pub.send_multipart(protocol.encode_fanout(["w_a"], deleted))
             items: list[LiveBatch] = []
             while not (items and items[-1].final):
                 taken = await asyncio.wait_for(streams[0].next_batch(100_000), 5)
