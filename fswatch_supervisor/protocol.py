@@ -1,9 +1,10 @@
 """The supervisor's ZeroMQ wire protocol. Nothing else in fswatch imports msgpack.
 
-Sockets (both in ``STATE_DIR/sock/``, a 0700 directory, unless tcp on loopback is configured)::
+Sockets (in ``STATE_DIR/sock/``, a 0700 directory; rpc and pub on tcp loopback when configured)::
 
-    rpc.ipc   ROUTER  request/reply; each request is one msgpack map
-    pub.ipc   PUB     multipart [topic = watcher id (UTF-8), msgpack event map]
+    rpc.ipc     ROUTER  request/reply; each request is one msgpack map
+    pub.ipc     XPUB    multipart [topic = watcher id (UTF-8), msgpack event map]
+    fanout.ipc  XPUB    internal, for the front-ends: [msgpack list of watcher ids, msgpack event map]
 
 A REQ socket works as is (the envelope frames are echoed back). A DEALER socket may keep many
 requests in flight: it sends one frame, the request map, with a ``rid`` that the reply echoes.
@@ -59,15 +60,19 @@ def encode(message: dict[str, Any]) -> bytes:
 
 def decode(frame: bytes) -> dict[str, Any]:
     """Decode one msgpack map; anything else is a ``ProtocolError``."""
-    if len(frame) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {len(frame)} bytes exceeds {MAX_MESSAGE_BYTES}")
-    try:
-        value = msgpack.unpackb(frame, raw=False, strict_map_key=True)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
-        raise ProtocolError(f"not a msgpack message: {exc}") from exc
+    value = _unpack(frame)
     if not isinstance(value, dict):
         raise ProtocolError(f"expected a msgpack map, got {type(value).__name__}")
     return value
+
+
+def _unpack(frame: bytes) -> Any:
+    if len(frame) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {len(frame)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        return msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
+        raise ProtocolError(f"not a msgpack message: {exc}") from exc
 
 
 def make_request(op: str, rid: Any = None, **args: Any) -> dict[str, Any]:
@@ -95,11 +100,6 @@ def unwrap_reply(reply: dict[str, Any]) -> dict[str, Any]:
     raise ProtocolError(f"malformed reply: {reply!r:.200}")
 
 
-def encode_event(topic: str, event: dict[str, Any]) -> list[bytes]:
-    """The PUB frames for one event delivered to one watcher."""
-    return [topic.encode(), encode(event)]
-
-
 def encode_fanout(watcher_ids: Sequence[str], payload: bytes) -> list[bytes]:
     """The internal fanout frames for one event (``payload`` = its encoded map) and its watchers."""
     return [pack(list(watcher_ids)), payload]
@@ -108,10 +108,7 @@ def encode_fanout(watcher_ids: Sequence[str], payload: bytes) -> list[bytes]:
 def decode_fanout(frames: list[bytes]) -> tuple[list[str], dict[str, Any]]:
     if len(frames) != 2:
         raise ProtocolError(f"expected [watcher ids, event] frames, got {len(frames)} frames")
-    try:
-        ids = msgpack.unpackb(frames[0], raw=False)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as exc:
-        raise ProtocolError(f"not a msgpack list of watcher ids: {exc}") from exc
+    ids = _unpack(frames[0])
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ProtocolError("expected a list of watcher ids")
     return ids, decode(frames[1])
