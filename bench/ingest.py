@@ -2,9 +2,9 @@
 
 ``python -m bench.ingest [--files N] [--dirs N] [--watchers N] [--followed N] [--coalesce-ms N]``
 
-A developer's tool beside ``bench/run`` (which measures end to end against other tools): it makes a
-burst like the benchmark's (files created across ``--dirs`` directories, then a quarter each
-appended, deleted and renamed) with nothing reading the inotify fd, keeps the raw bytes, then times
+A developer's tool beside ``bench/run`` (which measures end to end against other tools): it makes the
+benchmark's burst (``bench.workloads.burst.run_burst``: files created across ``--dirs`` directories,
+then a quarter each appended, deleted and renamed), keeps the raw inotify bytes, then times
 what the supervisor does with them: parsing and the mirror (raw events to changes), and the
 pipeline (coalescing, routing, storing in a real store, publishing on a real XPUB socket with
 ``--followed`` SUB sockets subscribed) with ``--watchers`` watchers over the tree (default rules, at
@@ -28,6 +28,7 @@ from unittest import mock
 
 import zmq
 
+from bench.workloads.burst import run_burst
 from fswatch_supervisor.backends.inotify import InotifyBackend
 from fswatch_supervisor.changes import Change
 from fswatch_supervisor.mirror import FsMirror
@@ -38,44 +39,22 @@ from fswatch_supervisor.rules import RuleSet
 from fswatch_supervisor.store.eventstore import EventStore
 from fswatch_supervisor.watchers import Watcher
 
-DRAIN_EVERY = 500
-"""Operations between reads of the fd, so the kernel queue (16,384 events) never overflows."""
 
-
-def burst(backend: InotifyBackend, dirs: list[str], files: int) -> list[bytes]:
-    """Do the benchmark's burst; return the raw inotify bytes it produced, as read."""
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                chunks.append(os.read(backend.fd, 1 << 16))
-            except BlockingIOError:
-                return
-
-    def each(paths: list[str], operation: Callable[[str], None]) -> None:
-        for n, path in enumerate(paths, start=1):
-            operation(path)
-            if n % DRAIN_EVERY == 0:
-                drain()
-        drain()
-
-    def create(path: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, b"burst\n")
-        os.close(fd)
-
-    def append(path: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        os.write(fd, b"burst\n")
-        os.close(fd)
-
-    created = [os.path.join(dirs[i % len(dirs)], f"b{i}.dat") for i in range(files)]
-    quarter = files // 4
-    each(created, create)
-    each(created[:quarter], append)
-    each(created[quarter:2 * quarter], os.unlink)
-    each(created[2 * quarter:3 * quarter], lambda p: os.rename(p, p[:-4] + ".moved"))
+async def captured_burst(backend: InotifyBackend, dirs: list[str], files: int) -> list[list[bytes]]:
+    """Do the benchmark's burst (``run_burst``); return the raw inotify bytes it produced, in the
+    slices the backend's drain thread hands the loop (it keeps the kernel queue from overflowing
+    meanwhile), so they can be fed to the mirror in the same batches as in the supervisor."""
+    drainer = backend._drainer
+    assert drainer is not None
+    chunks: list[list[bytes]] = []
+    drainer._on_chunks = chunks.append  # kept for this tool instead of handed to the mirror
+    run_burst(dirs, files)  # blocks the loop: only the thread reads, into its backlog
+    quiet = 0
+    while quiet < 10:  # until the thread has read everything and handed it over
+        before = len(chunks)
+        await asyncio.sleep(0.01)
+        quiet = quiet + 1 if len(chunks) == before and not drainer.backlog_bytes() else 0
+    drainer.stop()
     return chunks
 
 
@@ -122,16 +101,15 @@ async def measure(args: argparse.Namespace, work: Path) -> list[tuple[str, float
     await mirror.start()
     try:
         await mirror.add_root(str(root))
-        assert backend._drainer is not None
-        backend._drainer.stop()  # from here on only this tool reads the fd
-        chunks = burst(backend, dirs, args.files)
+        chunks = await captured_burst(backend, dirs, args.files)
         start = time.process_time()
-        for chunk in chunks:
-            backend._parse(chunk, [])
+        for batch in chunks:
+            for chunk in batch:
+                backend._parse(chunk, [])
         parse_s = time.process_time() - start
         start = time.process_time()
-        for chunk in chunks:
-            backend._on_chunks([chunk])
+        for batch in chunks:
+            backend._on_chunks(batch)
         mirror._pairer.flush() if mirror._pairer is not None else None
         mirror_s = time.process_time() - start
     finally:
