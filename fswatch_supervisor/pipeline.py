@@ -36,6 +36,10 @@ EntriesBelow = Callable[[str], Iterable[tuple[str, str, int, int]]]
 (each directory before its entries)."""
 Carried = list[tuple[str, Kind]]
 """The entries below a moved directory, as (path relative to it with a leading '/', kind)."""
+Captured = tuple[Carried, Carried]
+"""What a pending move carried: the entries below its source as its consumers knew them (its first
+hop's, when the coalescer merges moves through one name) and those below it now."""
+_NOTHING: Captured = ([], [])
 
 
 class Pipeline:
@@ -47,7 +51,7 @@ class Pipeline:
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self.entries_below: EntriesBelow | None = None
-        self._carried: dict[int, dict[str, Carried]] = {}
+        self._carried: dict[int, dict[str, Captured]] = {}
         """Per window, per destination: the entries below a directory moved there and not yet routed."""
         self.changes_in = 0
         self.events_stored = 0
@@ -75,14 +79,14 @@ class Pipeline:
             if change.from_path is not None:
                 windows |= windows_covering(change.from_path)
             if change.action == "moved" and change.kind == "dir" and windows:
-                self._carry(change.path, windows)
+                self._carry(change.path, change.from_path, windows)
             for window in windows:
                 for out in self._coalescer(window).add(change, now):
                     append((window, out))
         self._deliver(ready)
         self._arm_timer()
 
-    def _carry(self, directory: str, windows: frozenset[int]) -> None:
+    def _carry(self, directory: str, source: str | None, windows: frozenset[int]) -> None:
         if self.entries_below is None:
             return
         # Taken now, while the model holds the subtree the move carried: by the time a window closes
@@ -90,7 +94,11 @@ class Pipeline:
         cut = len(directory)
         carried = [(path[cut:], cast(Kind, kind)) for path, kind, _, _ in self.entries_below(directory)]
         for window in windows:
-            self._carried.setdefault(window, {})[directory] = carried
+            pending = self._carried.setdefault(window, {})
+            # A move on from where a pending move arrived: the coalescer merges the two into one
+            # move from the first source, whose entries the model may have forgotten since (".h").
+            earlier = pending.pop(source, None) if window and source is not None else None
+            pending[directory] = (carried if earlier is None else earlier[0], carried)
 
     def _coalescer(self, window: int) -> Coalescer:
         coalescer = self._coalescers.get(window)
@@ -182,7 +190,7 @@ class Pipeline:
             seen.add(watcher.id)
             view = views.get(watcher.rules)
             if view is None:
-                view = views[watcher.rules] = ([], _as_seen_by(watcher.rules, change, carried or []))
+                view = views[watcher.rules] = ([], _as_seen_by(watcher.rules, change, carried or _NOTHING))
             view[0].append(watcher.id)
         yield from ((ids, events) for ids, events in views.values() if events)
 
@@ -244,7 +252,7 @@ def _new_event(change: Change, watchers: tuple[str, ...]) -> NewEvent:
                     watchers=watchers, from_path=change.from_path, rescan=change.rescan, detail=change.detail)
 
 
-def _as_seen_by(rules: RuleSet, change: Change, carried: Carried) -> list[Change]:
+def _as_seen_by(rules: RuleSet, change: Change, carried: Captured) -> list[Change]:
     """The change as a watcher with these rules sees it: a move across its edge becomes created or
     deleted, and for a moved directory, the entries below it whose selection the move changed."""
     sees = rules.selects  # False outside the watcher's include roots
@@ -252,20 +260,20 @@ def _as_seen_by(rules: RuleSet, change: Change, carried: Carried) -> list[Change
     def below(action: Action, top: str, entries: Iterable[tuple[str, Kind]]) -> list[Change]:
         return [Change(action, top + rel, kind, change.time_ns, rescan=change.rescan) for rel, kind in entries]
 
+    before, after = carried
     selects_to = sees(change.path)
     source = change.from_path if change.action == "moved" else None
     if source is None:
         if not selects_to:
             return []
         # A directory that arrived by a move the coalescer folded into created/updated.
-        return [change, *below("created", change.path, [(r, k) for r, k in carried if sees(change.path + r)])]
+        return [change, *below("created", change.path, [(r, k) for r, k in after if sees(change.path + r)])]
     selects_from = sees(source)
-    at_from = [sees(source + rel) for rel, _ in carried]
-    at_to = [sees(change.path + rel) for rel, _ in carried]
-    gone = below("deleted", source, [e for e, old, new in zip(carried, at_from, at_to, strict=True)
-                                     if old and not (new and selects_to and selects_from)][::-1])
-    came = below("created", change.path, [e for e, old, new in zip(carried, at_from, at_to, strict=True)
-                                          if new and not (old and selects_to and selects_from)])
+    at_from = {rel for rel, _ in before if sees(source + rel)}
+    at_to = {rel for rel, _ in after if sees(change.path + rel)}
+    kept = at_from & at_to if selects_to and selects_from else set()  # carried along by the move itself
+    gone = below("deleted", source, [e for e in before if e[0] in at_from and e[0] not in kept][::-1])
+    came = below("created", change.path, [e for e in after if e[0] in at_to and e[0] not in kept])
     if selects_to and selects_from:
         return [*gone, change, *came]
     if selects_to:

@@ -17,7 +17,9 @@ leaves the normaliser mid-batch): a file is usually created and written in one b
 ``lstat`` then gives the kind of its ``created`` and the model's size and mtime. Until then a new
 non-directory is assumed to be a ``file``. When the entry is gone by then, the guess stays and
 the path is remembered as *guessed*, so that a later rename of it ``lstat``s the target instead of
-trusting the model (a symlink created and renamed at once is still a symlink).
+trusting the model (a symlink created and renamed at once is still a symlink), and a directory move
+that carries it has it looked at again at the batch's end (a kind that differs is reported again,
+as a replacement).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class Normaliser:
         now at that path: the ``lstat`` at the end gives them their real kind."""
         self._guessed: dict[str, None] = {}
         """Paths whose model kind is a guess: the entry was gone before it could be ``lstat``-ed."""
+        self._recheck: set[str] = set()
+        """Guessed paths a directory move of this batch carried: the entry may be there now."""
         self._now = 0
 
     def apply(self, ops: list[Op]) -> None:
@@ -72,6 +76,8 @@ class Normaliser:
                 else:
                     self._event(op)
         finally:
+            if self._recheck:
+                self._recheck_guesses()
             self._flush()
             self._fresh.clear()  # now, not at the next batch: a burst's set would stay until then
 
@@ -112,6 +118,22 @@ class Normaliser:
         if len(self._guessed) > GUESSED_MAX:
             del self._guessed[next(iter(self._guessed))]
 
+    def _recheck_guesses(self) -> None:
+        """``lstat`` the guessed entries that directory moves carried (a directory moved leaves at
+        once, so one created just before it was looked for, mid-batch, where it no longer was). One
+        of another kind than its ``created`` said is reported again, as a replacement."""
+        recheck, self._recheck = self._recheck, set()
+        for path in recheck:
+            known = self._s.tree.kind(path)
+            item = stat_path(path) if path in self._guessed and known is not None else None
+            if item is None or item[1] == "dir":
+                continue  # gone again, or replaced: still a guess, or the events saying so follow
+            if item[1] != known:
+                self._appear(path, False, replacing=True)
+            else:
+                self._s.tree.refresh(*item)
+                del self._guessed[path]
+
     def _event(self, ev: RawEvent) -> None:
         action, path = ev.action, ev.path
         if action == "overflow":
@@ -144,13 +166,16 @@ class Normaliser:
             self._unsure[path] = [change]
             return
         item = stat_path(path)
-        if item is None:
-            if old is not None:
-                return  # already gone again: its deletion event follows
-            kind: Kind = "dir" if is_dir else "file"
-            size, mtime_ns = 0, 0
-        else:
+        kind: Kind
+        if item is not None and (item[1] == "dir") == is_dir:
             _, kind, size, mtime_ns = item
+        elif item is None and old is not None:
+            return  # already gone again: its deletion event follows
+        else:
+            # Gone, or already replaced by an entry of the other sort (``mkdir b; mv b c; mv f b``,
+            # whose events follow): the event says which sort this entry is.
+            item = None
+            kind, size, mtime_ns = ("dir" if is_dir else "file"), 0, 0
         if old is not None and old[0] == kind and not replacing:
             return  # a scan found it first
         if old is not None and old[0] == "dir":
@@ -159,7 +184,10 @@ class Normaliser:
         tree.put(path, kind, size, mtime_ns)
         self._out.append(Change("created", path, kind, self._now, existed_before=old is not None))
         self._fresh.add(path)
-        self._guessed.pop(path, None)
+        if item is None and kind != "dir":
+            self._guess(path)
+        else:
+            self._guessed.pop(path, None)
         if kind == "dir" and s.ws.is_listed(parent_of(path)) and s.needs_dir(path):
             self._host.request_crawl(path)
 
@@ -231,6 +259,9 @@ class Normaliser:
         self._fresh.discard(dst)
         if kind == "dir":
             self._carry_below(src, dst)
+            # The router captures the entries below ``dst`` when the move reaches it: it must leave
+            # now, before a later op of this batch moves or drops them (``mv x b; mv y b``).
+            self._flush()
             self._follow_dir(dst)
         else:
             self._carry_unsure(src, dst, change)
@@ -254,15 +285,19 @@ class Normaliser:
         prefix, cut = src + "/", len(src)
         for path in [p for p in self._unsure if p.startswith(prefix)]:
             self._unsure[dst + path[cut:]] = self._unsure.pop(path)
-        for paths in (self._restat, self._fresh):
+        for paths in (self._restat, self._fresh, self._recheck):
             below = [p for p in paths if p.startswith(prefix)]
             paths.difference_update(below)
             paths.update(dst + p[cut:] for p in below)
+        for path in [p for p in self._guessed if p.startswith(prefix)]:
+            del self._guessed[path]
+            self._guessed[dst + path[cut:]] = None
+            self._recheck.add(dst + path[cut:])
 
     def _follow_dir(self, dst: str) -> None:
         """Re-apply the needs at ``dst``: what the old name pruned may be needed now, and what it
-        needed may not be. The router captures the moved subtree when the ``moved`` reaches it, so
-        the change leaves before anything below is released."""
+        needed may not be. The ``moved`` has left already (``_move``), so the router captured the
+        moved subtree before anything below is released."""
         s, tree = self._s, self._s.tree
         needed = s.ws.is_listed(parent_of(dst)) and s.needs_dir(dst)
         if not tree.is_listed(dst):
@@ -270,7 +305,6 @@ class Normaliser:
                 self._host.request_crawl(dst)
             return
         if not needed or len(tree.listed_under(dst)) > 1:
-            self._flush()
             s.release(scope=dst)
         if needed and any(s.needs_dir(p) for p in tree.pruned.under(dst)):
             self._host.request_crawl(dst)

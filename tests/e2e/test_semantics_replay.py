@@ -182,7 +182,12 @@ COUNTER = itertools.count()
 # renamed to a visible name; "cache" (contents excluded) renamed, with a 50 ms window; a directory
 # renamed while the mirror lists it (mkdir a; a/f a/g; rm f; mv a f; mv f/f g: its entries were
 # dropped ~1 % of the time, test_mirror_rename_races); a file moved into a directory renamed in the
-# same window (mkdir a; >f; mv a g; mv f g/f: created g/f came out before moved g from a).
+# same window (mkdir a; >f; mv a g; mv f g/f: created g/f came out before moved g from a); a directory
+# moved twice in one window through a hidden name (mkdir a; >a/f; mv a .h; mv .h cache: deleted a/f was
+# missing) and two directories renamed to one name in one batch (>f; mkdir build d.tmp; mv f d.tmp/f;
+# mv build b; mv d.tmp b: created b/f was missing), a directory whose name a file took before its event
+# was read (>k.tmp; mkdir b; mv b .h; mv .h build; mv k.tmp b: build came out as a file), all in
+# test_mirror_rename_races.
 @example(setup=[("mkdir", 0, 3, 0), ("create", 1, 0, 0)], ops=[("rename-dir", 0, 0, 0)], extra="no tmp",
          window=0, neighbour=True)
 @example(setup=[("mkdir", 0, 4, 0), ("create", 1, 0, 0)], ops=[("rename-dir", 0, 0, 0)],
@@ -192,6 +197,13 @@ COUNTER = itertools.count()
          extra="no build", window=10, neighbour=False)
 @example(setup=[("mkdir", 0, 0, 0)], ops=[("create", 0, 0, 0), ("move-dir", 0, 0, 1), ("move-file", 1, 0, 0)],
          extra="keep .keep", window=10, neighbour=False)
+@example(setup=[], ops=[("mkdir", 0, 0, 0), ("create", 1, 0, 0), ("rename-dir", 0, 0, 3), ("move-dir", 0, 0, 10)],
+         extra="not inside cache", window=10, neighbour=False)
+@example(setup=[], ops=[("create", 0, 0, 0), ("mkdir", 0, 23, 1), ("mkdir", 2, 26, 1), ("move-file", 8, 0, 0),
+                       ("rename-dir", 0, 0, 1), ("rename-dir", 28, 1, 1)],
+         extra="keep .keep", window=0, neighbour=False)
+@example(setup=[("create", 0, 3, 0)], ops=[("mkdir", 0, 1, 0), ("rename-dir", 0, 0, 3), ("rename-dir", 0, 0, 2),
+                                            ("move-file", 0, 0, 7)], extra="no tmp", window=10, neighbour=True)
 @given(setup=st.lists(SETUP_OP, max_size=20), ops=st.lists(OP, min_size=1, max_size=30),
        extra=st.sampled_from(sorted(EXTRA_RULES)), window=st.sampled_from([0, 10, 50]), neighbour=st.booleans())
 def test_snapshot_plus_events_replays_to_the_live_state(

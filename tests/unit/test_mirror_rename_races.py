@@ -7,11 +7,27 @@
 2. A watched directory renamed over an existing, watched, empty directory: the backend re-keys the
    moved watches to the new name as it reads the pair, so releasing the replaced directory's watch
    by that name removed the moved directory's own watch; nothing below it was seen again.
+3. Two directories renamed to one name in one batch (``mv build b; mv d.tmp b``, ``b`` empty): the
+   router captures the entries below a moved directory when the ``moved`` reaches it, but both moves
+   left at the batch's end, so the first carried what the second brought, and the second (routed
+   with nothing) lost ``created b/f`` for a watcher that excludes ``*.tmp``.
+4. A directory moved twice within one coalescing window through a name nobody lists
+   (``mv a .h; mv .h cache``, ``cache/**`` excluded): the coalescer merges the hops into one move
+   from ``a``, but the entries were captured at the last hop, after the mirror had forgotten the
+   hidden directory's contents, so the watcher never got ``deleted a/f``.
+5. Since a directory move leaves at once (3.), a symlink just created below it is ``lstat``-ed there,
+   mid-batch: when the directory was renamed again already (``ln -s x a/l; mv a f; mv f g``) the
+   entry is gone, its ``created`` leaves as a guessed ``file``, and the guess must follow the next
+   move to be checked at the batch's end.
+6. A directory whose name was taken by a file before its ``created`` was read (``mkdir b; mv b c;
+   mv k b``): the ``lstat`` found the file, so ``b``, and then ``c``, were recorded as files, and
+   nothing below ``c`` was ever looked at.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -19,7 +35,15 @@ from typing import Any
 
 import pytest
 
+from fswatch_supervisor.changes import Change
 from fswatch_supervisor.mirror import scanner
+from fswatch_supervisor.mirror.normalise import Normaliser
+from fswatch_supervisor.pipeline import Pipeline
+from fswatch_supervisor.registry import Registry
+from fswatch_supervisor.rules import RuleSet
+from fswatch_supervisor.store.eventstore import NewEvent
+from fswatch_supervisor.watchers import Watcher
+from tests.unit.test_mirror_normalise import Harness, Host, ev, move
 from tests.unit.test_mirror_support import Running, async_test, fdinfo_watches
 
 
@@ -90,3 +114,98 @@ async def test_a_directory_renamed_over_an_empty_directory_keeps_its_watch(tmp_p
         assert r.summary() == [("moved", y), ("deleted", f"{y}/f"), ("created", f"{y}/g")]
         assert r.mirror.is_os_watched(y)
         await r.wait_for(lambda: r.mirror.watch_count() == 2 == fdinfo_watches(r.fd))
+
+
+def test_each_directory_move_leaves_with_the_entries_it_carried(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    tree = h.state.tree
+    for d in ("build", "d.tmp"):
+        tree.put(str(tmp_path / d), "dir", 0, 0)
+        tree.mark_listed(str(tmp_path / d))
+        h.state.ws.hold(str(tmp_path / d))
+    tree.put(str(tmp_path / "d.tmp" / "f"), "file", 1, 1)
+    # What the router captures: the model below a moved directory as the change reaches it.
+    seen: list[tuple[str, str | None, list[str]]] = []
+    h.state.emit = lambda changes: seen.extend(
+        (c.path, c.from_path, sorted(tree.walk(c.path))) for c in changes if c.action == "moved")
+
+    h.apply(move(tmp_path / "build", tmp_path / "b", 1, is_dir=True),
+            move(tmp_path / "d.tmp", tmp_path / "b", 2, is_dir=True))
+
+    b = str(tmp_path / "b")
+    assert seen == [(b, str(tmp_path / "build"), []), (b, str(tmp_path / "d.tmp"), [f"{b}/f"])]
+
+
+def test_a_symlink_below_a_directory_moved_twice_in_one_batch_ends_up_a_symlink(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.state.tree.put(str(tmp_path / "a"), "dir", 0, 0)
+    h.state.tree.mark_listed(str(tmp_path / "a"))
+    h.state.ws.hold(str(tmp_path / "a"))
+    (tmp_path / "g").mkdir()
+    os.symlink("x", tmp_path / "g" / "l")  # the disk is ahead of the events: all three already happened
+
+    h.apply(ev(tmp_path / "a" / "l", "created"), move(tmp_path / "a", tmp_path / "f", 1, is_dir=True),
+            move(tmp_path / "f", tmp_path / "g", 2, is_dir=True))
+
+    assert h.kinds() == [("created", "l", "file"), ("moved", "f", "dir"), ("moved", "g", "dir"),
+                         ("created", "l", "symlink")]
+    assert h.changes[-1].existed_before  # a replacement of what was reported: for consumers, an update
+    assert h.model(tmp_path / "g" / "l") == ("symlink", 1, os.lstat(tmp_path / "g" / "l").st_mtime_ns)
+
+
+def test_a_directory_whose_name_a_file_took_already_is_still_a_directory(tmp_path: Path) -> None:
+    h, host = Harness(tmp_path), Host()
+    h.normaliser = Normaliser(h.state, host)
+    h.state.tree.put(str(tmp_path / "k"), "file", 0, 0)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "b").write_text("was k")  # the disk is ahead of the events
+
+    h.apply(ev(tmp_path / "b", "created", is_dir=True), move(tmp_path / "b", tmp_path / "c", 1, is_dir=True),
+            move(tmp_path / "k", tmp_path / "b", 2))
+
+    assert h.kinds() == [("created", "b", "dir"), ("moved", "c", "dir"), ("moved", "b", "file")]
+    assert h.state.tree.kind(str(tmp_path / "c")) == "dir"
+    assert str(tmp_path / "c") in host.crawls  # what is below it gets looked at
+
+
+class _Kept:
+    def __init__(self) -> None:
+        self.events: list[NewEvent] = []
+
+    def append(self, events: list[NewEvent]) -> list[tuple[int, dict[str, Any]]]:
+        self.events += events
+        return [(len(self.events), {}) for _ in events]
+
+
+# To "cache", its contents excluded; or to "b", where the mirror, not having listed ".h", crawls it and
+# reports as created what is there, so a/f must go even if it was deleted while hidden.
+@pytest.mark.parametrize("destination", ["/r/cache", "/r/b"])
+@async_test
+async def test_a_directory_moved_twice_in_one_window_carries_what_its_first_name_held(
+        tmp_path: Path, destination: str) -> None:
+    registry = Registry(tmp_path / "watchers.log", sync_each=False)
+    registry.open()
+    rules = RuleSet.parse([["include-path", "/r"], ["exclude-hidden"], ["exclude-glob", "cache/**"]])
+    registry.add(Watcher(id="w_1", serial=1, rules=rules, path="/r", tags={}, coalesce_ms=10, ttl_s=None,
+                         created_ns=0))
+    store = _Kept()
+    pipeline = Pipeline(registry, store, lambda deliveries: None)  # type: ignore[arg-type]
+    below: dict[str, list[str]] = {}  # the mirror's model, as the pipeline reads it
+    pipeline.entries_below = lambda d: [(p, "file", 0, 0) for p in below.get(d, [])]
+
+    def changes(*items: Change) -> None:
+        pipeline.on_changes(list(items))
+
+    now = time.time_ns()
+    changes(Change("created", "/r/a", "dir", now), Change("created", "/r/a/f", "file", now))
+    pipeline.flush()
+    below["/r/.h"] = ["/r/.h/f"]
+    changes(Change("moved", "/r/.h", "dir", now, from_path="/r/a"))
+    below.clear()  # nobody needs the hidden directory: the mirror forgets what is below it
+    changes(Change("moved", destination, "dir", now, from_path="/r/.h"))
+    pipeline.flush()
+    registry.close()
+
+    assert [(e.action, e.path, e.from_path) for e in store.events] == [
+        ("created", "/r/a", None), ("created", "/r/a/f", None), ("deleted", "/r/a/f", None),
+        ("moved", destination, "/r/a")]
