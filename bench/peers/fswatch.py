@@ -90,6 +90,10 @@ class Fswatch(Peer):
             self.version = version("fswatch-daemon")
         except Exception:
             self.version = "dev"
+        from fswatch_supervisor import native
+
+        # The table's fswatch row means little without knowing whether the hot path ran compiled.
+        self.version += f" (compiled {len(native.compiled_modules())}/{len(native.HOT_PATH)})"
         return None
 
     def launch(self, workdir: str) -> Session:

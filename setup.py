@@ -1,0 +1,30 @@
+"""Compile the supervisor's hot path with mypyc when the machine can (README, *Native build*).
+
+Everything else (metadata, dependencies, packages) is in pyproject.toml. The compiled modules are the
+same typed sources: without a C compiler, or with ``FSWATCH_PURE_PYTHON=1``, the install is pure
+Python and behaves the same, only slower.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+
+from setuptools import Extension, setup
+
+
+def native_extensions() -> list[Extension]:
+    if os.environ.get("FSWATCH_PURE_PYTHON") or not sys.platform.startswith(("linux", "darwin")):
+        return []
+    from mypyc.build import mypycify  # a build requirement (pyproject.toml)
+
+    hot_path = runpy.run_path(os.path.join("fswatch_supervisor", "native.py"))["HOT_PATH"]
+    extensions = mypycify([m.replace(".", "/") + ".py" for m in hot_path], opt_level="3",
+                          group_name="fswatch_supervisor_native")
+    for extension in extensions:
+        extension.optional = True  # a failed compile warns, and the pure module is used
+    return extensions
+
+
+setup(ext_modules=native_extensions())
