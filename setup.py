@@ -20,8 +20,12 @@ def native_extensions() -> list[Extension]:
     from mypyc.build import mypycify  # a build requirement (pyproject.toml)
 
     hot_path = runpy.run_path(os.path.join("fswatch_supervisor", "native.py"))["HOT_PATH"]
-    extensions = mypycify([m.replace(".", "/") + ".py" for m in hot_path], opt_level="3",
-                          group_name="fswatch_supervisor_native")
+    try:
+        extensions = mypycify([m.replace(".", "/") + ".py" for m in hot_path], opt_level="3",
+                              group_name="fswatch_supervisor_native")
+    except (Exception, SystemExit) as exc:  # mypyc exits on a type error (say, newer stubs)
+        print(f"fswatch: not compiling the hot path ({exc!r}); installing pure Python", file=sys.stderr)
+        return []
     for extension in extensions:
         extension.optional = True  # a failed compile warns, and the pure module is used
     return extensions
