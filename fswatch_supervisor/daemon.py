@@ -25,7 +25,7 @@ from fswatch_supervisor.config import SupervisorConfig
 from fswatch_supervisor.cookies import CookieJar
 from fswatch_supervisor.errors import StoreBusy
 from fswatch_supervisor.logs import get_logger
-from fswatch_supervisor.memory import trim_after_bursts
+from fswatch_supervisor.memory import collect_cycles_rarely, trim_after_bursts
 from fswatch_supervisor.mirror import FsMirror
 from fswatch_supervisor.mirror.entries import Record
 from fswatch_supervisor.pipeline import Pipeline
@@ -177,6 +177,7 @@ class Supervisor:
             except Exception as exc:
                 log.error("restore.rescan_failed", root=root, error=repr(exc))
         service.ready = True
+        collect_cycles_rarely()  # the restored model and the modules are here to stay
         self.restored.set()
         log.info("supervisor.ready", roots=len(roots), seconds=round(time.monotonic() - started, 3),
                  os_watches=mirror.watch_count())

@@ -19,7 +19,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from fswatch_supervisor.memory import optional_imports_hidden, trim_after_bursts
+from fswatch_supervisor.memory import collect_cycles_rarely, optional_imports_hidden, trim_after_bursts
 
 # uvicorn imports watchfiles (when installed) for its --reload supervisor, which a worker never
 # runs; its first import in the process must not load it (about 1 MB).
@@ -100,6 +100,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in HANDLED_SIGNALS:
             loop.add_signal_handler(sig, self._signals.put_nowait, sig)
+        collect_cycles_rarely()
         try:
             async with asyncio.TaskGroup() as group:
                 serving = group.create_task(self.server.serve(self.sockets))

@@ -4,7 +4,8 @@ Layout of the store directory::
 
     LOCK                        flock()ed exclusively while a process has the store open
     META                        sequence reservation, retention marks (see meta.py)
-    seg-<first seq>.log         framed msgpack records (see framing.py, records.py), oldest first
+    seg-<first seq>.v2.log      framed msgpack records (see framing.py, records.py), oldest first
+    seg-<first seq>.log         the same in the older per-id record format: read, never appended to
 
 One u64 sequence numbers every event of the store; seqs are consecutive inside a segment, so a
 record is found by bisecting the segment bases and indexing the segment's offset table. Each
@@ -135,7 +136,9 @@ class EventStore:
         self._segments = SegmentSet(found.segments)
         self._next_seq = max(found.max_seq, self._meta.seq_reserved, self._meta.dropped_through) + 1
         last = self._segments.active
-        if last is None or last.next_seq != self._next_seq:
+        # A segment of the older record format is never continued, so an older binary opening this
+        # store again still finds every file it can list in the format it reads.
+        if last is None or last.next_seq != self._next_seq or last.sets is None:
             if last is not None and last.count == 0:
                 self._segments.remove(last)
                 self._drop_files([last])
@@ -214,13 +217,16 @@ class EventStore:
             if last > self._meta.seq_reserved:
                 self._meta.seq_reserved = last + SEQ_RESERVE_BLOCK
                 self._save_meta()
-            framed = [framing.encode_record(pack_record(first + i, event, extra))
-                      for i, (event, extra) in enumerate(zip(events, extras, strict=True))]
             active = self._segments.segments[-1]
-            try:
-                active.append(b"".join(framed), [len(f) for f in framed], [e.time_ns for e in events])
-            except OSError as exc:
-                raise StoreError(f"cannot append to {active.path.name}: {exc}") from exc
+            sets = active.sets
+            assert sets is not None, "the active segment is always of the set format"
+            with sets.pending():
+                framed = [framing.encode_record(pack_record(first + i, event, extra, sets))
+                          for i, (event, extra) in enumerate(zip(events, extras, strict=True))]
+                try:
+                    active.append(b"".join(framed), [len(f) for f in framed], [e.time_ns for e in events])
+                except OSError as exc:
+                    raise StoreError(f"cannot append to {active.path.name}: {exc}") from exc
             self._next_seq = last + 1
             self._segments.appended(len(events), sum(len(f) for f in framed))
             self._appended_total += len(events)
@@ -246,6 +252,8 @@ class EventStore:
         self._enforce_retention(time.time_ns())
 
     def _start_segment(self) -> None:
+        if self._segments.active is not None:
+            self._segments.active.seal()
         try:
             segment = Segment.create(self.directory, self._next_seq)
             if self.fsync is not FsyncPolicy.NEVER:

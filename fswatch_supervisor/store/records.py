@@ -2,25 +2,39 @@
 
 A record's payload is one msgpack array::
 
-    [seq, time_ns, action, path, kind, extra, [watcher ids]]
+    [seq, time_ns, action, path, kind, extra, receivers]
 
 ``extra`` is ``nil`` or a map holding only the optional public keys (``from``, ``rescan``,
-``detail``). The watcher ids make the per-watcher index recoverable from the records alone, and one
-record serves every watcher it belongs to (overlapping watchers share it). ``seq`` is stored although
-it is implied by the position in the segment: recovery checks it, so a misplaced or stale record is
-caught rather than served under the wrong id.
+``detail``). ``receivers`` names every watcher the event goes to, so the per-watcher index is
+recoverable from the records alone, and one record serves every watcher it belongs to (overlapping
+watchers share it). ``seq`` is stored although it is implied by the position in the segment:
+recovery checks it, so a misplaced or stale record is caught rather than served under the wrong id.
+
+How ``receivers`` is written depends on the segment's format, which its file name tells (see
+``segment.py``):
+
+- ``PER_ID_FORMAT`` (1, ``seg-N.log``, written before watcher sets were interned): always the array
+  of watcher ids. Still read; never written by the store.
+- ``SET_FORMAT`` (2, ``seg-N.v2.log``): the ids the first time a set occurs in the segment, then
+  only the set's number (see ``watchsets.py``).
+
+Reading an event's public map never needs ``receivers``, so both formats serve reads alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import msgpack
 
 from fswatch_supervisor.eventmodel import Event, format_id, format_time
 from fswatch_supervisor.packing import pack
+from fswatch_supervisor.store.watchsets import SegmentSets
+
+PER_ID_FORMAT: Final = 1
+SET_FORMAT: Final = 2
 
 
 class FsyncPolicy(StrEnum):
@@ -65,8 +79,11 @@ def extra_of(event: NewEvent) -> dict[str, Any] | None:
     return extra or None
 
 
-def pack_record(seq: int, event: NewEvent, extra: dict[str, Any] | None) -> bytes:
-    return pack([seq, event.time_ns, event.action, event.path, event.kind, extra, list(event.watchers)])
+def pack_record(seq: int, event: NewEvent, extra: dict[str, Any] | None, sets: SegmentSets | None = None) -> bytes:
+    """The payload of ``event`` at ``seq``: in ``SET_FORMAT`` for a segment whose ``sets`` are given,
+    else in ``PER_ID_FORMAT`` (which the store no longer writes; tests of the upgrade path do)."""
+    receivers = list(event.watchers) if sets is None else sets.field_for(event.watchers)
+    return pack([seq, event.time_ns, event.action, event.path, event.kind, extra, receivers])
 
 
 def decode_events(seqs: list[int], payloads: list[bytes], since_ns: int | None, limit: int) -> list[Event]:
@@ -98,15 +115,25 @@ def decode_events(seqs: list[int], payloads: list[bytes], since_ns: int | None, 
     return out
 
 
-def index_fields(payload: bytes) -> tuple[int, int, list[str]]:
-    """``(seq, time_ns, watchers)`` of a payload: the part recovery needs, without building a Record."""
+def index_fields(payload: bytes) -> tuple[int, int, object]:
+    """``(seq, time_ns, receivers)`` of a payload: the part recovery needs, without building a Record.
+
+    ``receivers`` is as decoded: the segment's format says what it may be (``per_id_receivers``,
+    ``SegmentSets.resolve``).
+    """
     try:
         fields = msgpack.unpackb(payload, raw=False, use_list=True)
-        seq, time_ns, watchers = fields[0], fields[1], fields[6]
+        seq, time_ns, receivers = fields[0], fields[1], fields[6]
     except (ValueError, TypeError, IndexError, KeyError, msgpack.ExtraData, msgpack.FormatError,
             msgpack.StackError) as exc:
         raise ValueError(f"not an event record: {exc}") from exc
-    if type(seq) is not int or type(time_ns) is not int or type(watchers) is not list or len(fields) != 7:
+    if type(seq) is not int or type(time_ns) is not int or len(fields) != 7:
         raise ValueError("not an event record: wrong field types")
-    return seq, time_ns, watchers
+    return seq, time_ns, receivers
 
+
+def per_id_receivers(receivers: object) -> list[str]:
+    """The watchers of a ``PER_ID_FORMAT`` record (its receivers must be the array of ids)."""
+    if type(receivers) is not list:
+        raise ValueError("not an event record: wrong field types")
+    return receivers

@@ -1,7 +1,12 @@
-"""One segment file ``seg-<first seq, 20 digits>.log``: framed records with consecutive seqs.
+"""One segment file ``seg-<first seq, 20 digits>.v2.log``: framed records with consecutive seqs.
 
 A segment keeps its file descriptor open for ``pread`` and an ``array('Q')`` of record offsets, so
 ``seq -> bytes`` is ``offsets[seq - base]`` with no search. Only the newest segment is written to.
+
+The name carries the record format (``records.py``). Segments of the older per-id format,
+``seg-<first seq>.log``, are still read but never appended to. The new name is what keeps an older
+binary from damaging a newer store: it lists only ``seg-<digits>.log``, so it never opens a
+``.v2`` segment (and never cuts it as undecodable); its ids continue above META's reservation.
 """
 
 from __future__ import annotations
@@ -11,22 +16,33 @@ import os
 import re
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
 from fswatch_supervisor.errors import StoreBusy, StoreError
 from fswatch_supervisor.eventmodel import ID_WIDTH
 from fswatch_supervisor.store import framing
-from fswatch_supervisor.store.records import index_fields
+from fswatch_supervisor.store.records import PER_ID_FORMAT, SET_FORMAT, index_fields, per_id_receivers
+from fswatch_supervisor.store.watchsets import SegmentSets
 
-NAME_RE: Final = re.compile(rf"^seg-(\d{{{ID_WIDTH}}})\.log$")
+NAME_RE: Final = re.compile(rf"^seg-(\d{{{ID_WIDTH}}})(\.v2)?\.log$")
+"""Group 1 is the base; group 2 is set for ``SET_FORMAT``."""
 TIME_MARK_EVERY: Final = 256
 """Records per time mark: a ``since`` read skips in steps of this many records."""
 
 
-def segment_name(base: int) -> str:
-    return f"seg-{base:0{ID_WIDTH}d}.log"
+def segment_name(base: int, version: int = SET_FORMAT) -> str:
+    suffix = ".v2" if version == SET_FORMAT else ""
+    return f"seg-{base:0{ID_WIDTH}d}{suffix}.log"
+
+
+def parse_name(name: str) -> tuple[int, int] | None:
+    """``(base, format)`` of a segment file name; ``None`` for any other file."""
+    match = NAME_RE.match(name)
+    if match is None:
+        return None
+    return int(match.group(1)), SET_FORMAT if match.group(2) else PER_ID_FORMAT
 
 
 def fsync_dir(directory: Path) -> None:
@@ -63,12 +79,15 @@ def lock_directory(directory: Path) -> int:
 class Segment:
     """A segment file and its in-memory offset table."""
 
-    __slots__ = ("base", "fd", "max_time_ns", "offsets", "path", "size", "synced_size", "time_marks")
+    __slots__ = ("base", "fd", "max_time_ns", "offsets", "path", "sets", "size", "synced_size", "time_marks")
 
-    def __init__(self, path: Path, base: int, fd: int) -> None:
+    def __init__(self, path: Path, base: int, fd: int, version: int = SET_FORMAT) -> None:
         self.path = path
         self.base = base
         self.fd = fd
+        self.sets: SegmentSets | None = SegmentSets() if version == SET_FORMAT else None
+        """The sets its records defined, while it may still be written to; ``None`` once sealed and
+        for the per-id format, which is never written to."""
         self.offsets = array("Q")
         self.size = 0
         self.synced_size = 0
@@ -85,15 +104,19 @@ class Segment:
         return cls(path, base, fd)
 
     @classmethod
-    def recover(cls, path: Path, base: int, on_record: Callable[[int, list[str]], None]) -> tuple[Segment, int]:
+    def recover(cls, path: Path, base: int, version: int,
+                on_record: Callable[[int, Sequence[str]], None]) -> tuple[Segment, int]:
         """Open an existing segment, index its intact records and cut anything after them.
 
         Calls ``on_record(seq, watcher ids)`` for each intact record in order. Returns the segment
-        and the number of bytes cut. A record whose payload does not decode, or whose seq is not the
-        next one, ends the intact prefix just as a checksum failure does.
+        and the number of bytes cut. A record whose payload does not decode, whose seq is not the
+        next one, or whose set number no earlier record defined, ends the intact prefix just as a
+        checksum failure does.
         """
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        segment = cls(path, base, fd)
+        segment = cls(path, base, fd, version)
+        # Resolved last, after the seq check: a record that is cut must not define a set.
+        receivers_of = per_id_receivers if segment.sets is None else segment.sets.resolve
         try:
             data = _read_all(fd)
             valid_end = 0
@@ -102,10 +125,11 @@ class Segment:
             header_size = framing.HEADER_SIZE
             for offset, payload in framing.iter_records(data):
                 try:
-                    seq, time_ns, watchers = index_fields(payload)
+                    seq, time_ns, receivers = index_fields(payload)
+                    if seq != expected:
+                        break
+                    watchers = receivers_of(receivers)
                 except ValueError:
-                    break
-                if seq != expected:
                     break
                 add(offset, time_ns)
                 on_record(seq, watchers)
@@ -132,6 +156,10 @@ class Segment:
     def last_seq(self) -> int:
         """The last seq held; ``base - 1`` when empty."""
         return self.base + len(self.offsets) - 1
+
+    def seal(self) -> None:
+        """No more records will be appended: the set table is no longer needed."""
+        self.sets = None
 
     def holds(self, seq: int) -> bool:
         return self.base <= seq < self.base + len(self.offsets)

@@ -118,3 +118,24 @@ def test_processes_do_not_load_what_they_never_use(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cycles_are_still_collected_after_collecting_rarely() -> None:
+    # In a child: the collector's settings are process-wide.
+    code = """
+import gc, weakref
+from fswatch_supervisor.memory import YOUNG_THRESHOLD, collect_cycles_rarely
+startup = [object() for _ in range(10)]
+collect_cycles_rarely()
+assert gc.get_threshold()[0] == YOUNG_THRESHOLD and gc.get_freeze_count() > 0
+class Node:
+    pass
+def cycle():
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+refs = [cycle() for _ in range(3 * YOUNG_THRESHOLD)]  # no explicit collect: the thresholds must do it
+print(sum(r() is None for r in refs))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert int(out.stdout) > memory.YOUNG_THRESHOLD  # most cycles were collected by the raised thresholds
