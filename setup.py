@@ -19,10 +19,11 @@ def native_extensions() -> list[Extension]:
         return []
     from mypyc.build import mypycify  # a build requirement (pyproject.toml)
 
-    hot_path = runpy.run_path(os.path.join("fswatch_supervisor", "native.py"))["HOT_PATH"]
+    native = runpy.run_path(os.path.join("fswatch_supervisor", "native.py"))
+    hot_path, library = native["HOT_PATH"], native["LIBRARY"]
     try:
         extensions = mypycify([m.replace(".", "/") + ".py" for m in hot_path], opt_level="3",
-                              group_name="fswatch_supervisor_native")
+                              group_name=library.removesuffix("__mypyc"))
     except (Exception, SystemExit) as exc:  # mypyc exits on a type error (say, newer stubs)
         print(f"fswatch: not compiling the hot path ({exc!r}); installing pure Python", file=sys.stderr)
         return []

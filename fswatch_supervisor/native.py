@@ -38,6 +38,8 @@ HOT_PATH: Final = (
     "fswatch_supervisor.store.watchindex",
 )
 """Modules compiled by ``setup.py`` (as file paths there), in the order mypyc is given them."""
+LIBRARY: Final = "fswatch_supervisor_native__mypyc"
+"""The shared library mypyc builds for the group ``setup.py`` names ``fswatch_supervisor_native``."""
 
 
 def _origin(module: str) -> str | None:
@@ -53,11 +55,16 @@ def compiled_modules(modules: Iterable[str] = HOT_PATH) -> list[str]:
 
 def stale_modules(modules: Iterable[str] = HOT_PATH) -> list[str]:
     """Compiled ``modules`` whose source changed after they were built (they run the old code)."""
+    # mypyc puts the code of all modules into one shared library; each module's own extension is a
+    # thin shim, rewritten only when its interface changes. The build time is the newer of the two.
+    library = _origin(LIBRARY)
+    built_library = os.stat(library).st_mtime_ns if library is not None else 0
     stale = []
     for module in compiled_modules(modules):
         extension = _origin(module)
         assert extension is not None
         source = os.path.join(os.path.dirname(extension), module.rpartition(".")[2] + ".py")
-        if os.path.exists(source) and os.stat(source).st_mtime_ns > os.stat(extension).st_mtime_ns:
+        built = max(os.stat(extension).st_mtime_ns, built_library)
+        if os.path.exists(source) and os.stat(source).st_mtime_ns > built:
             stale.append(module)
     return stale
