@@ -18,7 +18,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from fswatch_supervisor import exitcodes, protocol
+from fswatch_supervisor import exitcodes, native, protocol
 from fswatch_supervisor.backends import open_backend
 from fswatch_supervisor.changes import Change
 from fswatch_supervisor.config import SupervisorConfig
@@ -84,7 +84,11 @@ class Supervisor:
                         {op: getattr(service, f"op_{op}") for op in protocol.OPS})
         self.endpoints.record(self.state_dir)
         log.info("supervisor.listening", rpc=self.endpoints.rpc, pub=self.endpoints.pub,
-                 watchers=len(restored), last_event_id=store.last_seq, backend=config.backend or "auto")
+                 watchers=len(restored), last_event_id=store.last_seq, backend=config.backend or "auto",
+                 compiled=f"{len(native.compiled_modules())}/{len(native.HOT_PATH)}")
+        if stale := native.stale_modules():
+            log.warning("supervisor.compiled_modules_stale", modules=stale,
+                        note="older than their sources: they run the old code until rebuilt")
         signals = open_signal_queue(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         snapshot_path = self.state_dir / "snapshot.msgpack"
         tasks = [

@@ -19,16 +19,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from fswatch_supervisor.changes import Action, Change, Kind
 from fswatch_supervisor.coalesce import Coalescer
+from fswatch_supervisor.eventmodel import Event
 from fswatch_supervisor.registry import Registry
 from fswatch_supervisor.rules import RuleSet
-from fswatch_supervisor.store.eventstore import EventStore, NewEvent
+from fswatch_supervisor.store.eventstore import NewEvent
 from fswatch_supervisor.watchers import Watcher
 
 METADATA_ACTIONS = frozenset({"overflow", "root-deleted", "watch-error"})
+class EventLog(Protocol):
+    """Where events are stored before they are published (the ``EventStore``)."""
+
+    def append(self, events: Sequence[NewEvent]) -> list[tuple[int, Event]]: ...
+
+
 Publish = Callable[[Iterable[tuple[Sequence[str], dict[str, Any]]]], None]
 """Send stored events, each to its watchers (the PUB socket encodes each once)."""
 EntriesBelow = Callable[[str], Iterable[tuple[str, str, int, int]]]
@@ -43,7 +50,7 @@ _NOTHING: Captured = ([], [])
 
 
 class Pipeline:
-    def __init__(self, registry: Registry, store: EventStore, publish: Publish) -> None:
+    def __init__(self, registry: Registry, store: EventLog, publish: Publish) -> None:
         self._registry = registry
         self._store = store
         self._publish = publish

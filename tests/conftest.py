@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from fswatch_supervisor import native
 from tests.harness import SupervisorProc, WorkerProc, start_supervisor, start_worker
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # A compiled module shadows its source: after an edit, the tests would run the old code.
+    stale = native.stale_modules()
+    if stale:
+        pytest.exit(f"compiled modules older than their sources: {', '.join(stale)}. Rebuild them "
+                    "(`python setup.py build_ext --inplace`, or `pip install -e .`) or delete the *.so files "
+                    "to run pure Python", returncode=2)
 
 
 @pytest.fixture

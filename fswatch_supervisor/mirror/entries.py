@@ -24,7 +24,7 @@ import bisect
 import os
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
 from fswatch_supervisor.changes import Kind
@@ -171,7 +171,8 @@ class Listing:
 class Tree:
     """Known entries, listings of listed directories, and the pruned boundary."""
 
-    __slots__ = ("_entries", "_children", "pruned", "_unstated", "_late_from_ns", "_late_until")
+    __slots__ = ("_entries", "_children", "pruned", "_unstated", "_late_from_ns", "_late_until", "clock",
+                 "late_window_s")
 
     def __init__(self) -> None:
         self._entries: dict[str, int] = {}
@@ -182,6 +183,10 @@ class Tree:
         new name; one removed or stated since is skipped)."""
         self._late_from_ns = 0
         self._late_until = 0.0
+        # Attributes, not module globals, so that a test can move time on (a compiled module
+        # binds its globals and imports for good).
+        self.clock: Callable[[], float] = time.monotonic
+        self.late_window_s = LATE_WINDOW_S
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -255,7 +260,7 @@ class Tree:
             if value is not None and value & _UNSTATED:
                 self._state(path, value)
         if take and not queue:
-            self._late_until = time.monotonic() + LATE_WINDOW_S
+            self._late_until = self.clock() + self.late_window_s
         return bool(queue)
 
     def unstated(self) -> int:
@@ -266,7 +271,7 @@ class Tree:
         """While entries are unstated, and for ``LATE_WINDOW_S`` after the last was stated: the
         wall-clock ns from which the mtime of an entry read late (``is_late``) may be a change
         made after its listing, whose event an overflow may have dropped. ``None`` otherwise."""
-        if time.monotonic() >= self._late_until:
+        if self.clock() >= self._late_until:
             return None
         return self._late_from_ns - LATE_MARGIN_NS
 

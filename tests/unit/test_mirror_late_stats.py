@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -126,7 +125,7 @@ def test_the_rescan_distrusts_late_values_however_long_after_the_overflow_it_run
     m.fill()
     late = m.tree.late_since()  # the overflow is read now, within the window
     later = time.monotonic() + entries.LATE_WINDOW_S + 1
-    monkeypatch.setattr(entries, "time", types.SimpleNamespace(monotonic=lambda: later))
+    monkeypatch.setattr(m.tree, "clock", lambda: later)
     assert m.tree.late_since() is None  # the window has closed by the time the rescan runs
     m.crawl(report=True, rescan=True, late_since=late)
     assert m.summary() == {("updated", "a/f0.txt")}
@@ -148,9 +147,9 @@ def test_a_model_saved_before_its_stats_were_read_still_shows_what_changed_while
 
 
 def test_late_values_are_distrusted_for_a_bounded_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(entries, "LATE_WINDOW_S", 0.0)
     make_tree(tmp_path, ["a"], files_per_dir=2)
     m = Crawled(tmp_path)
+    monkeypatch.setattr(m.tree, "late_window_s", 0.0)
     m.crawl()
     assert m.tree.late_since() is not None  # entries still unstated
     m.fill()
@@ -226,7 +225,7 @@ async def test_the_mirror_keeps_the_overflows_distrust_for_a_rescan_that_starts_
         await r.wait_for(lambda: r.mirror._state.tree.unstated() == 0)
         r.mirror.overflow()  # read within the window for late values...
         later = time.monotonic() + entries.LATE_WINDOW_S + 1
-        monkeypatch.setattr(entries, "time", types.SimpleNamespace(monotonic=lambda: later))  # ...rescanned after
+        monkeypatch.setattr(r.mirror._state.tree, "clock", lambda: later)  # ...rescanned after
         await r.wait_for(lambda: any(c.action == "updated" and c.path == str(written) and c.rescan
                                      for c in r.changes))
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
 import zmq
 
 from fswatch_supervisor import protocol
@@ -34,22 +33,20 @@ def watcher(serial: int, rules: list[list[str]]) -> Watcher:
                    coalesce_ms=0, ttl_s=None, created_ns=0)
 
 
-def test_each_watcher_gets_a_change_once_and_equal_rules_decide_once(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_watcher_gets_a_change_once_and_equal_rules_decide_once(tmp_path: Path) -> None:
     registry = Registry(tmp_path / "watchers.log", sync_each=False)
     registry.open()
     same = [["include-path", "/r"], ["exclude-hidden"]]
     for w in (watcher(1, same), watcher(2, same),
               watcher(3, [["include-path", "/r"], ["include-path", "/r/sub"]])):  # found once per root
         registry.add(w)
+    # Routing asks each group's rules once: two distinct rule sets, not three watchers (or four roots).
+    groups = registry.rule_groups("/r/sub/f.txt", 0)
+    assert sorted(ids for _, ids in groups) == [("w_1", "w_2"), ("w_3",)]
     store = KeptStore()
-    pipeline = Pipeline(registry, store, lambda deliveries: None)  # type: ignore[arg-type]
-    decided: list[str] = []
-    real = RuleSet.selects
-    monkeypatch.setattr(RuleSet, "selects", lambda self, path: decided.append(path) or real(self, path))
+    pipeline = Pipeline(registry, store, lambda deliveries: None)
     pipeline.on_changes([Change("created", "/r/sub/f.txt", "file", time.time_ns())])
     assert [sorted(e.watchers) for e in store.events] == [["w_1", "w_2", "w_3"]]
-    assert len(decided) == 2  # two distinct rule sets, not three watchers (or four roots)
     pipeline.on_changes([Change("created", "/r/.hidden", "file", time.time_ns())])
     assert [sorted(e.watchers) for e in store.events][-1] == ["w_3"]
     registry.close()
