@@ -162,7 +162,8 @@ async def test_pruned_directories_below_a_moved_directory_follow_its_new_name(tm
                 str(kept / "sub" / "deeper" / "f0.txt")} <= set(r.paths("created"))
         (kept / "sub" / "deeper" / "new").write_text("x")
         await r.settle(kept / "sub" / "deeper")
-        assert r.summary()[-1] == ("created", str(kept / "sub" / "deeper" / "new"))
+        # the write's modify may come in a later read than its create: then `updated` follows
+        assert [c.action for c in r.of(kept / "sub" / "deeper" / "new")][:1] == ["created"]
         assert r.mirror.watch_count() == before + 2 == fdinfo_watches(r.fd)
         os.rename(kept, cache)  # and back: what the old name needed is released again
         await r.settle(cache)
