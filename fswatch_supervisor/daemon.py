@@ -28,7 +28,9 @@ from fswatch_supervisor.logs import get_logger
 from fswatch_supervisor.memory import collect_cycles_rarely, trim_after_bursts
 from fswatch_supervisor.mirror import FsMirror
 from fswatch_supervisor.mirror.entries import Record
+from fswatch_supervisor.mirror.persist import write_model
 from fswatch_supervisor.pipeline import Pipeline
+from fswatch_supervisor.recordlog import sync_and_close
 from fswatch_supervisor.registry import Registry, outermost
 from fswatch_supervisor.rpc import Publisher, RpcServer
 from fswatch_supervisor.service import Service
@@ -49,6 +51,8 @@ class Supervisor:
         self._stop = asyncio.Event()
         self.restored = asyncio.Event()
         """Set once every watcher's roots were rescanned after start-up."""
+        self._writes: set[asyncio.Future[None]] = set()
+        """Blocking writes running in threads (``_write_off_loop``); shutdown waits for them."""
 
     def stop(self) -> None:
         self._stop.set()
@@ -113,6 +117,8 @@ class Supervisor:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._writes:  # a late periodic write must neither outlive the files nor replace the last model
+                await asyncio.wait(self._writes)
             pipeline.flush()
             with contextlib.suppress(Exception):
                 mirror.save(snapshot_path)
@@ -189,7 +195,8 @@ class Supervisor:
         while True:
             await asyncio.sleep(1.0)
             service.expire()
-            registry.sync()
+            if (fd := registry.detach_sync()) is not None:
+                await self._write_off_loop(sync_and_close, fd)
             if time.monotonic() - last_retention >= 60:  # count and size limits apply on append already
                 store.enforce_retention()
                 last_retention = time.monotonic()
@@ -201,9 +208,18 @@ class Supervisor:
                     if time.monotonic() - last_save < 3 * self.config.snapshot_interval_s:
                         continue
                     pipeline.flush()  # never postpone forever under a constant stream of changes
-                mirror.save(snapshot_path)
-                service.roots_added = False
+                payload = mirror.encode()
+                service.roots_added = False  # before the write: a root added meanwhile is saved next time
                 saved_at_changes, last_save = pipeline.changes_in, time.monotonic()
+                await self._write_off_loop(write_model, snapshot_path, payload)
+
+    async def _write_off_loop(self, write: Callable[..., None], *args: Any) -> None:
+        """Run a blocking write (fsync: tens of milliseconds on a busy disk, more for a big model) in
+        a thread, so events and requests do not wait for it."""
+        future = asyncio.ensure_future(asyncio.to_thread(write, *args))
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+        await asyncio.shield(future)
 
 
 def baseline_for(root: str, saved: dict[str, list[Record]]) -> list[Record] | None:

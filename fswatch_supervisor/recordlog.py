@@ -48,9 +48,18 @@ class RecordLog:
 
     def sync(self) -> None:
         """fdatasync what was appended since the last sync."""
-        if self._dirty and self._fd is not None:
-            os.fdatasync(self._fd)
-            self._dirty = False
+        fd = self.detach_sync()
+        if fd is not None:
+            sync_and_close(fd)
+
+    def detach_sync(self) -> int | None:
+        """A duplicate of the file's descriptor for ``sync_and_close``, elsewhere (a thread): it covers
+        every append so far, and stays valid whatever the log does meanwhile (appends, a rewrite,
+        close). ``None`` when nothing was appended since the last sync."""
+        if not self._dirty or self._fd is None:
+            return None
+        self._dirty = False  # cleared first: an append during the sync marks the log dirty again
+        return os.dup(self._fd)
 
     def rewrite(self, records: list[dict[str, Any]]) -> None:
         """Replace the whole log atomically (temp file, fsync, rename)."""
@@ -73,3 +82,11 @@ class RecordLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def sync_and_close(fd: int) -> None:
+    """fdatasync and close a descriptor from ``RecordLog.detach_sync``."""
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)

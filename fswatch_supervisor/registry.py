@@ -86,6 +86,10 @@ class Registry:
     def sync(self) -> None:
         self._log.sync()
 
+    def detach_sync(self) -> int | None:
+        """See ``RecordLog.detach_sync``: a descriptor to fdatasync off the loop, or None."""
+        return self._log.detach_sync()
+
     def next_serial(self) -> int:
         self._serial += 1
         return self._serial

@@ -11,7 +11,9 @@ splits them per root again. (This is a state file, not a wire message, so it doe
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -24,21 +26,36 @@ from fswatch_supervisor.mirror.entries import Record
 FORMAT_VERSION: Final = 1
 
 
-def save_model(path: Path, roots: Mapping[str, str], records: Iterable[Record]) -> None:
-    """Atomically write ``roots`` (path → kind) and the ``records`` to ``path``."""
+def encode_model(roots: Mapping[str, str], records: Iterable[Record]) -> bytes:
+    """The saved form of ``roots`` (path → kind) and the ``records``."""
     data = {"version": FORMAT_VERSION, "roots": dict(roots), "entries": [list(r) for r in records]}
-    payload = msgpack.packb(data, use_bin_type=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    return msgpack.packb(data, use_bin_type=True)
+
+
+def write_model(path: Path, payload: bytes) -> None:
+    """Atomically replace ``path`` with ``payload``. Blocking (fsync), so the daemon runs it in a
+    thread; each call has its own temporary file, so a late write cannot tear another's."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with open(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def save_model(path: Path, roots: Mapping[str, str], records: Iterable[Record]) -> None:
+    """Atomically write ``roots`` (path → kind) and the ``records`` to ``path``."""
+    write_model(path, encode_model(roots, records))
 
 
 def load_model(path: Path) -> dict[str, list[Record]]:

@@ -8,6 +8,8 @@ import pytest
 
 from fswatch_supervisor.config import parse_duration, parse_size
 from fswatch_supervisor.eventmodel import format_id, format_time, parse_id, parse_time
+from fswatch_supervisor.mirror.persist import encode_model, load_model, save_model, write_model
+from fswatch_supervisor.recordlog import RecordLog, sync_and_close
 from fswatch_supervisor.registry import Registry, outermost
 from fswatch_supervisor.rules import RuleSet
 from fswatch_supervisor.watchers import Watcher, new_watcher_id
@@ -80,3 +82,29 @@ def test_registry_index_and_persistence(tmp_path: Path) -> None:
     reopened = Registry(log)
     assert [w.id for w in reopened.open()] == [outer.id]
     assert reopened.next_serial() > inner.serial, "serials (and so ids) are never reused"
+
+
+def test_a_detached_sync_covers_earlier_appends_and_later_ones_wait_for_the_next(tmp_path: Path) -> None:
+    log = RecordLog(tmp_path / "watchers.log", sync_each=False)
+    log.open()
+    assert log.detach_sync() is None  # nothing appended: nothing to sync
+    log.append({"op": "add", "n": 1})
+    fd = log.detach_sync()
+    assert fd is not None and log.detach_sync() is None
+    log.append({"op": "add", "n": 2})  # while the detached sync runs elsewhere
+    log.close()  # the log may close meanwhile: the duplicate stays valid
+    sync_and_close(fd)
+    again = RecordLog(tmp_path / "watchers.log")
+    assert [r["n"] for r in again.open()] == [1, 2]
+    again.close()
+
+
+def test_a_model_write_replaces_the_file_whole_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "snapshot.msgpack"
+    save_model(target, {"/r": "dir"}, [("/r/a", "file", 1, 2)])
+    write_model(target, encode_model({"/r": "dir"}, [("/r/b", "file", 3, 4)]))
+    assert load_model(target) == {"/r": [("/r/b", "file", 3, 4)]}
+    with pytest.raises(TypeError):
+        write_model(target, object())  # type: ignore[arg-type]  # a failed write keeps the old model
+    assert load_model(target) == {"/r": [("/r/b", "file", 3, 4)]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot.msgpack"]
