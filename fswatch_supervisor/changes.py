@@ -16,7 +16,7 @@ Action = Literal[
 Kind = Literal["file", "dir", "symlink", "other"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Change:
     action: Action
     path: str
@@ -32,3 +32,21 @@ class Change:
     """Reported by a rescan (after an overflow or a restart), not by a live OS event."""
     detail: str | None = None
     """Human-readable detail for ``watch-error`` (which limit, how to raise it) and ``overflow``."""
+
+    # Written out because mypyc compiles it: the ``__init__`` that ``dataclass`` generates runs
+    # interpreted, and a burst makes a few Changes per OS event. A compiled class with its own
+    # ``__init__`` is copied and pickled by calling it again: ``__reduce__``.
+    def __init__(self, action: Action, path: str, kind: Kind | None, time_ns: int, from_path: str | None = None,
+                 existed_before: bool = False, rescan: bool = False, detail: str | None = None) -> None:
+        self.action = action
+        self.path = path
+        self.kind = kind
+        self.time_ns = time_ns
+        self.from_path = from_path
+        self.existed_before = existed_before
+        self.rescan = rescan
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[Change], tuple[object, ...]]:
+        return Change, (self.action, self.path, self.kind, self.time_ns, self.from_path, self.existed_before,
+                        self.rescan, self.detail)

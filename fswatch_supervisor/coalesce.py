@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from itertools import count
 
 from fswatch_supervisor.changes import Action, Change, Kind
@@ -35,15 +34,19 @@ _TREE_KINDS = frozenset({"dir", None})
 """Kinds of entry a later change can be below: a directory, or an entry of unknown kind."""
 
 
-@dataclass(slots=True, eq=False)
 class _Batch:
-    deadline_ns: int
-    changes: list[tuple[int, Change]] = field(default_factory=list)
-    paths: set[str] = field(default_factory=set)
-    alive: bool = True
-    after: set[_Batch] | None = None
-    """Batches holding a pending ancestor of one of our changes' paths: they close first."""
-    merged_into: _Batch | None = None
+    # A plain class, not a dataclass: mypyc compiles this ``__init__``, not a generated one (one per
+    # pending path in a burst).
+    __slots__ = ("after", "alive", "changes", "deadline_ns", "merged_into", "paths")
+
+    def __init__(self, deadline_ns: int) -> None:
+        self.deadline_ns = deadline_ns
+        self.changes: list[tuple[int, Change]] = []
+        self.paths: set[str] = set()
+        self.alive = True
+        self.after: set[_Batch] | None = None
+        """Batches holding a pending ancestor of one of our changes' paths: they close first."""
+        self.merged_into: _Batch | None = None
 
 
 def _dependencies(batch: _Batch) -> Iterator[_Batch]:
@@ -61,13 +64,15 @@ def _current(batch: _Batch) -> _Batch:
     return batch
 
 
-@dataclass(slots=True, eq=False)
 class _Entry:
     """One directory entry's identity while a batch is replayed."""
 
-    origin: str | None  # the path where it sat at the window start; None when made in the window
-    kind: Kind | None
-    modified: bool = False
+    __slots__ = ("kind", "modified", "origin")
+
+    def __init__(self, origin: str | None, kind: Kind | None) -> None:
+        self.origin = origin  # the path where it sat at the window start; None when made in the window
+        self.kind = kind
+        self.modified = False
 
 
 class Coalescer:
@@ -78,7 +83,12 @@ class Coalescer:
             raise ValueError(f"window_ms must be >= 0, got {window_ms}")
         self._window_ns = window_ms * 1_000_000
         self._by_path: dict[str, _Batch] = {}
-        self._heap: list[tuple[int, int, _Batch]] = []
+        self._heap: list[tuple[int, int, list[_Batch]]] = []
+        """Open windows by deadline. Batches opened with one deadline in a row share one entry, in
+        the order they opened: a read's changes share their time, so a burst pushes and pops the heap
+        once per read, not once per path. Closed and merged batches stay there, dead, until it is due."""
+        self._newest: list[_Batch] | None = None
+        """The heap entry the last batch opened in, while it is in the heap."""
         self._seq = count()
         self._below: dict[str, int] = {}  # directory -> number of its active children (see _count_active)
         self._dirs: set[str] = set()
@@ -92,8 +102,8 @@ class Coalescer:
     def next_deadline(self) -> int | None:
         """When the earliest open window closes (ns), or None when nothing is pending."""
         heap = self._heap
-        while heap and not heap[0][2].alive:
-            heapq.heappop(heap)
+        while heap and not any(batch.alive for batch in heap[0][2]):
+            self._pop()
         return heap[0][0] if heap else None
 
     def add(self, change: Change, now_ns: int) -> list[Change]:
@@ -119,29 +129,42 @@ class Coalescer:
 
     def due(self, now_ns: int) -> list[Change]:
         """Close every window whose deadline has passed, earliest deadline first."""
-        out: list[Change] = []
-        heap = self._heap
-        while heap and (not heap[0][2].alive or heap[0][0] <= now_ns):
-            _, _, batch = heapq.heappop(heap)
-            if batch.alive:
-                out += self._close(batch)
-        return out
+        return self._close_through(now_ns)
 
     def flush(self) -> list[Change]:
         """Close every window now, in deadline order (for ``/sync`` and shutdown)."""
+        return self._close_through(None)
+
+    def _close_through(self, deadline_ns: int | None) -> list[Change]:
         out: list[Change] = []
-        while self._heap:
-            _, _, batch = heapq.heappop(self._heap)
-            if batch.alive:
-                out += self._close(batch)
+        heap = self._heap
+        while heap and (deadline_ns is None or heap[0][0] <= deadline_ns):
+            for batch in self._pop():
+                if batch.alive:
+                    out += self._close(batch)
         return out
+
+    def _open(self, deadline_ns: int) -> _Batch:
+        batch = _Batch(deadline_ns)
+        newest = self._newest
+        if newest is not None and newest[0].deadline_ns == deadline_ns:
+            newest.append(batch)
+        else:
+            self._newest = newest = [batch]
+            heapq.heappush(self._heap, (deadline_ns, next(self._seq), newest))
+        return batch
+
+    def _pop(self) -> list[_Batch]:
+        _, _, batches = heapq.heappop(self._heap)
+        if batches is self._newest:
+            self._newest = None
+        return batches
 
     def _batch_for(self, ends: list[str], time_ns: int) -> _Batch:
         by_path = self._by_path
         found = [b for p in ends if (b := by_path.get(p)) is not None]
         if not found:
-            batch = _Batch(time_ns + self._window_ns)
-            heapq.heappush(self._heap, (batch.deadline_ns, next(self._seq), batch))
+            batch = self._open(time_ns + self._window_ns)
         elif len(found) == 1 or all(b is found[0] for b in found):
             batch = found[0]
         else:

@@ -41,10 +41,21 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+_last_time: tuple[int, str] = (-1, "")
+"""The last time formatted: the events of one OS read share their time, so a burst formats a
+time once per read, not once per event. One tuple, replaced whole, so threads may share it."""
+
+
 def format_time(ns: int) -> str:
     """RFC 3339 UTC with microseconds, e.g. ``2026-11-24T05:50:01.020304Z``."""
+    global _last_time
+    last = _last_time
+    if last[0] == ns:
+        return last[1]
     seconds, rest = divmod(ns, 1_000_000_000)
-    return "%s.%06dZ" % (_second_stamp(seconds), rest // 1000)  # noqa: UP031 - faster than the f-string
+    text = "%s.%06dZ" % (_second_stamp(seconds), rest // 1000)  # noqa: UP031 - faster than the f-string
+    _last_time = (ns, text)
+    return text
 
 
 @functools.lru_cache(maxsize=4096)
@@ -76,9 +87,16 @@ def make_event(
     **extra: Any,
 ) -> Event:
     """Build the public event map. ``extra`` holds ``from``, ``rescan`` or ``detail`` when set."""
+    return event_map(seq, action, path, kind, time_ns,
+                     {k: v for k, v in extra.items() if v is not None and v is not False})
+
+
+def event_map(seq: int, action: str, path: str, kind: str | None, time_ns: int,
+              extra: dict[str, Any] | None) -> Event:
+    """``make_event`` for the fields of a stored record, whose ``extra`` (``None`` or empty when
+    there is none) holds only the keys that are set. One per stored or served event: no keywords."""
     event: Event = {"id": format_id(seq), "action": action, "path": path, "kind": kind,
                     "time": format_time(time_ns)}
-    for key, value in extra.items():
-        if value is not None and value is not False:
-            event[key] = value
+    if extra:
+        event.update(extra)
     return event

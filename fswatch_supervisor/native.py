@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from typing import Final
 
 HOT_PATH: Final = (
+    "fswatch_supervisor.backends.inotify_events",
+    "fswatch_supervisor.backends.rawevent",
     "fswatch_supervisor.changes",
     "fswatch_supervisor.coalesce",
     "fswatch_supervisor.eventmodel",
@@ -36,8 +38,8 @@ HOT_PATH: Final = (
     "fswatch_supervisor.store.records",
     "fswatch_supervisor.store.watchindex",
 )
-"""Modules compiled by ``setup.py`` (as file paths there). Not the inotify backend: its parse loop is
-mostly calls into C already (about 2 µs per event), and a backend stays a class one can subclass."""
+"""Modules compiled by ``setup.py`` (as file paths there). Of the inotify backend only its parse and
+the events it makes: a backend stays a class one can subclass."""
 LIBRARY: Final = "fswatch_supervisor_native__mypyc"
 """The shared library mypyc builds for the group ``setup.py`` names ``fswatch_supervisor_native``."""
 

@@ -102,7 +102,12 @@ def unwrap_reply(reply: dict[str, Any]) -> dict[str, Any]:
 
 def encode_fanout(watcher_ids: Sequence[str], payload: bytes) -> list[bytes]:
     """The internal fanout frames for one event (``payload`` = its encoded map) and its watchers."""
-    return [pack(list(watcher_ids)), payload]
+    return [encode_watcher_ids(watcher_ids), payload]
+
+
+def encode_watcher_ids(watcher_ids: Sequence[str]) -> bytes:
+    """The first fanout frame: the ids of the watchers an event goes to."""
+    return pack(list(watcher_ids))
 
 
 def decode_fanout(frames: list[bytes]) -> tuple[list[str], dict[str, Any]]:

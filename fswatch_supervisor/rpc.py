@@ -131,6 +131,8 @@ class Publisher:
             self._fanout = (fanout, _Subscriptions(fanout))
         self._topics: dict[str, bytes | None] = {}
         """Per watcher id: its topic when some prefix wants it, else None (cleared on a change)."""
+        self._id_frames: dict[tuple[str, ...], bytes] = {}
+        """Per set of watcher ids, its fanout frame: a burst's events go to a few sets."""
         self.sent = 0
         self.unwanted = 0
         self.dropped = 0
@@ -148,8 +150,9 @@ class Publisher:
             payload: bytes | None = None
             if fanout is not None:
                 payload = protocol.encode(event)
-                try:
-                    fanout.send_multipart(protocol.encode_fanout(watcher_ids, payload), zmq.NOBLOCK)
+                try:  # two plain sends, as below: ``send_multipart`` costs a microsecond more
+                    fanout.send(self._id_frame(watcher_ids), _MORE)
+                    fanout.send(payload, zmq.NOBLOCK)
                 except zmq.Again:
                     self.dropped += 1
             for watcher_id in watcher_ids:
@@ -173,6 +176,15 @@ class Publisher:
                     self.dropped += 1
         self.sent += sent
         self.unwanted += unwanted
+
+    def _id_frame(self, watcher_ids: Sequence[str]) -> bytes:
+        key = tuple(watcher_ids)
+        frame = self._id_frames.get(key)
+        if frame is None:
+            if len(self._id_frames) >= _TOPICS_MAX:
+                self._id_frames.clear()
+            frame = self._id_frames[key] = protocol.encode_watcher_ids(key)
+        return frame
 
     def _fanout_if_listened(self) -> zmq.Socket[Any] | None:
         if self._fanout is None:

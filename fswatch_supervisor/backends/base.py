@@ -10,27 +10,13 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
-RawAction = Literal["created", "modified", "attrib", "deleted", "moved_from", "moved_to", "overflow", "dir_gone"]
+from fswatch_supervisor.backends.rawevent import RawAction, RawEvent
 
-OnEvents = Callable[[list["RawEvent"]], None]
+__all__ = ["OnEvents", "RawAction", "RawEvent", "WatchBackend"]
 
-
-@dataclass(slots=True)
-class RawEvent:
-    """One OS event about ``path`` (an entry inside a watched directory).
-
-    ``dir_gone`` is about a watched directory itself (deleted, moved away or unmounted);
-    ``overflow`` has an empty path: the OS dropped events. ``cookie`` pairs ``moved_from`` with
-    ``moved_to`` (0 when the backend does not know).
-    """
-
-    path: str
-    action: RawAction
-    is_dir: bool = False
-    cookie: int = 0
+OnEvents = Callable[[list[RawEvent]], None]
 
 
 class WatchBackend(abc.ABC):

@@ -1,10 +1,10 @@
 """The native Linux backend: inotify through ctypes, one file descriptor for every watch.
 
 A drain thread (``drain.py``) reads the fd in big chunks as soon as it is readable and hands the
-raw bytes to the loop, which parses them into one batch per hand-over; so a busy loop never lets
-the kernel queue overflow. The mask never includes open/close/access: those events
-are pure noise for a mirror and, on a crawl of a 5,000-directory tree, they alone overflowed the
-kernel queue (watchdog's default mask).
+raw bytes to the loop, which parses them (``inotify_events``, compiled) into one batch per hand-over;
+so a busy loop never lets the kernel queue overflow. The mask never includes open/close/access:
+those events are pure noise for a mirror and, on a crawl of a 5,000-directory tree, they alone
+overflowed the kernel queue (watchdog's default mask).
 
 Watch descriptors follow inodes, not paths, so when a watched directory is renamed inside the
 watched set (a ``moved_from``/``moved_to`` pair with the same cookie) the backend re-keys its
@@ -19,31 +19,31 @@ import ctypes.util
 import errno
 import os
 import select
-import struct
-import sys
 from collections import OrderedDict
 from typing import Final
 
-from fswatch_supervisor.backends.base import OnEvents, RawAction, RawEvent, WatchBackend
+from fswatch_supervisor.backends.base import OnEvents, RawEvent, WatchBackend
 from fswatch_supervisor.backends.drain import QueueDrainer
+from fswatch_supervisor.backends.inotify_events import (
+    IN_ATTRIB,
+    IN_CREATE,
+    IN_DELETE,
+    IN_DELETE_SELF,
+    IN_DONT_FOLLOW,
+    IN_EXCL_UNLINK,
+    IN_IGNORED,
+    IN_MODIFY,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_ONLYDIR,
+    IN_Q_OVERFLOW,
+    IN_UNMOUNT,
+    parse,
+)
 from fswatch_supervisor.errors import WatchError, WatchLimitReached, WatchPermission
 from fswatch_supervisor.logs import get_logger
 
-IN_MODIFY: Final = 0x00000002
-IN_ATTRIB: Final = 0x00000004
-IN_MOVED_FROM: Final = 0x00000040
-IN_MOVED_TO: Final = 0x00000080
-IN_CREATE: Final = 0x00000100
-IN_DELETE: Final = 0x00000200
-IN_DELETE_SELF: Final = 0x00000400
-IN_MOVE_SELF: Final = 0x00000800
-IN_UNMOUNT: Final = 0x00002000
-IN_Q_OVERFLOW: Final = 0x00004000
-IN_IGNORED: Final = 0x00008000
-IN_ONLYDIR: Final = 0x01000000
-IN_DONT_FOLLOW: Final = 0x02000000
-IN_EXCL_UNLINK: Final = 0x04000000
-IN_ISDIR: Final = 0x40000000
 IN_NONBLOCK: Final = 0o4000
 IN_CLOEXEC: Final = 0o2000000
 
@@ -51,23 +51,6 @@ WATCH_MASK: Final = (
     IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO
     | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK
 )
-_HEADER: Final = struct.Struct("iIII")
-_NAMED: Final[tuple[tuple[int, RawAction], ...]] = (
-    (IN_CREATE, "created"), (IN_MODIFY, "modified"), (IN_ATTRIB, "attrib"), (IN_DELETE, "deleted"),
-    (IN_MOVED_FROM, "moved_from"), (IN_MOVED_TO, "moved_to"),
-)
-_NAMED_BITS: Final = IN_CREATE | IN_MODIFY | IN_ATTRIB | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
-_ACTIONS: Final[dict[int, tuple[RawAction, ...]]] = {
-    bits: tuple(action for bit, action in _NAMED if bits & bit)
-    for bits in range(_NAMED_BITS + 1) if bits & ~_NAMED_BITS == 0
-}
-"""The actions of every combination of the named bits, in ``_NAMED`` order."""
-_ENDS_WITH_CONTENT: Final[dict[int, bool]] = {
-    bits: bool(actions) and actions[-1] in ("created", "modified") for bits, actions in _ACTIONS.items()
-}
-"""Whether the last action of a combination leaves a file whose content a later write only updates."""
-_RARE: Final = IN_Q_OVERFLOW | IN_IGNORED
-_FS_ENCODING: Final = sys.getfilesystemencoding()
 _PENDING_MOVES: Final = 1024
 
 log = get_logger(__name__)
@@ -212,39 +195,7 @@ class InotifyBackend(WatchBackend):
             self._on_events(events)
 
     def _parse(self, data: bytes, out: list[RawEvent]) -> None:
-        # The hot loop of a burst (one pass per event): locals only, one dict lookup for the
-        # actions, and the rare events (overflow, IN_IGNORED, the directory itself) out of line.
-        unpack, header = _HEADER.unpack_from, _HEADER.size
-        path_of, append, actions, content = self._path_of, out.append, _ACTIONS, _ENDS_WITH_CONTENT
-        offset, last = 0, len(data) - header
-        written = ""  # the file whose creation or write is the last event out, if any
-        while offset <= last:
-            wd, mask, cookie, length = unpack(data, offset)
-            offset += header
-            if mask & _RARE or not length:
-                self._rare(wd, mask, out)
-                written = ""
-                offset += length
-                continue
-            end = offset + length
-            nul = data.find(0, offset, end)
-            name = data[offset:end if nul < 0 else nul]
-            offset = end
-            base = path_of.get(wd)
-            if base is None:
-                continue
-            path = base + "/" + name.decode(_FS_ENCODING, "surrogateescape")
-            bits = mask & _NAMED_BITS
-            if bits == IN_MODIFY and path == written:
-                # Another write right after the file's creation or write: the mirror reads the
-                # file's state once at the end of the batch anyway, so this one adds nothing.
-                continue
-            is_dir = mask & IN_ISDIR != 0
-            for action in actions[bits]:
-                append(RawEvent(path, action, is_dir, cookie))
-            written = path if content[bits] and not is_dir else ""
-            if is_dir and mask & (IN_MOVED_FROM | IN_MOVED_TO):
-                self._dir_moved(mask, cookie, path)
+        parse(data, self._path_of, out, self._rare, self._dir_moved)
 
     def _rare(self, wd: int, mask: int, out: list[RawEvent]) -> None:
         """An event without a name: an overflow, a watch gone, or about the watched directory itself."""

@@ -28,7 +28,7 @@ import os
 import time
 from typing import Final, Protocol
 
-from fswatch_supervisor.backends.base import RawEvent
+from fswatch_supervisor.backends.rawevent import RawEvent
 from fswatch_supervisor.changes import Change, Kind
 from fswatch_supervisor.mirror.entries import parent_of
 from fswatch_supervisor.mirror.pairing import Move, Op

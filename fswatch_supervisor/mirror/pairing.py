@@ -15,16 +15,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from fswatch_supervisor.backends.base import RawEvent
+from fswatch_supervisor.backends.rawevent import RawEvent
 
 MOVE_GRACE_S: Final = 0.02
 MOVE_WAIT_MAX_S: Final = 1.0
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, init=False)
 class Move:
     src: RawEvent
     dst: RawEvent
+
+    # Written out because mypyc compiles it (not frozen: a frozen dataclass's ``__init__`` is slow).
+    def __init__(self, src: RawEvent, dst: RawEvent) -> None:
+        self.src = src
+        self.dst = dst
 
 
 Op = RawEvent | Move

@@ -26,16 +26,15 @@ from pathlib import Path
 from typing import Final
 
 from fswatch_supervisor.errors import StoreClosed, StoreCorrupt, StoreError
-from fswatch_supervisor.eventmodel import Event, make_event
+from fswatch_supervisor.eventmodel import Event, event_map
 from fswatch_supervisor.logs import get_logger
-from fswatch_supervisor.store import framing
 from fswatch_supervisor.store.meta import StoreMeta, load_meta, save_meta
 from fswatch_supervisor.store.records import (
     FsyncPolicy,
     NewEvent,
     decode_events,
     extra_of,
-    pack_record,
+    frame_records,
 )
 from fswatch_supervisor.store.recovery import recover
 from fswatch_supervisor.store.segment import Segment, fsync_dir, lock_directory
@@ -221,26 +220,31 @@ class EventStore:
             sets = active.sets
             assert sets is not None, "the active segment is always of the set format"
             with sets.pending():
-                framed = [framing.encode_record(pack_record(first + i, event, extra, sets))
-                          for i, (event, extra) in enumerate(zip(events, extras, strict=True))]
+                data, lengths, times = frame_records(first, events, extras, sets)
                 try:
-                    active.append(b"".join(framed), [len(f) for f in framed], [e.time_ns for e in events])
+                    active.append(data, lengths, times)
                 except OSError as exc:
                     raise StoreError(f"cannot append to {active.path.name}: {exc}") from exc
             self._next_seq = last + 1
-            self._segments.appended(len(events), sum(len(f) for f in framed))
+            self._segments.appended(len(events), len(data))
             self._appended_total += len(events)
             add = self._index.add
-            for i, event in enumerate(events):
-                add(first + i, event.watchers)
+            seq = first
+            for event in events:
+                add(seq, event.watchers)
+                seq += 1
             if self.fsync is FsyncPolicy.ALWAYS:
                 self._datasync(active)
             if active.size >= self._rotate_bytes or active.count >= self._rotate_events:
                 self._rotate()
             elif self._segments.events > self.retain_events or self._segments.bytes > self.retain_bytes:
                 self._enforce_retention(time.time_ns())
-        return [(first + i, make_event(first + i, e.action, e.path, e.kind, e.time_ns, **(extra or {})))
-                for i, (e, extra) in enumerate(zip(events, extras, strict=True))]
+        stored: list[tuple[int, Event]] = []
+        seq = first
+        for e, extra in zip(events, extras, strict=True):
+            stored.append((seq, event_map(seq, e.action, e.path, e.kind, e.time_ns, extra)))
+            seq += 1
+        return stored
 
     def _rotate(self) -> None:
         sealed = self._segments.segments[-1]

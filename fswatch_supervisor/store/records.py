@@ -23,14 +23,16 @@ Reading an event's public map never needs ``receivers``, so both formats serve r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
 import msgpack
 
-from fswatch_supervisor.eventmodel import Event, format_id, format_time
+from fswatch_supervisor.eventmodel import Event, event_map
 from fswatch_supervisor.packing import pack
+from fswatch_supervisor.store.framing import encode_record
 from fswatch_supervisor.store.watchsets import SegmentSets
 
 PER_ID_FORMAT: Final = 1
@@ -53,9 +55,10 @@ class FsyncPolicy(StrEnum):
     """Leave write-back to the OS (typically up to 30 s of data on power failure)."""
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, init=False)
 class NewEvent:
-    """One event to append. ``watchers`` are the ids of every watcher that receives it."""
+    """One event to append. ``watchers`` are the ids of every watcher that receives it. Treat it as
+    immutable (not ``frozen``: a frozen dataclass's ``__init__`` costs a microsecond per event)."""
 
     action: str
     path: str
@@ -65,6 +68,23 @@ class NewEvent:
     from_path: str | None = None
     rescan: bool = False
     detail: str | None = None
+
+    # Written out because mypyc compiles it; the one ``dataclass`` generates runs interpreted (and
+    # so ``__reduce__``: copy and pickle rebuild a compiled class by calling it).
+    def __init__(self, action: str, path: str, kind: str | None, time_ns: int, watchers: tuple[str, ...],
+                 from_path: str | None = None, rescan: bool = False, detail: str | None = None) -> None:
+        self.action = action
+        self.path = path
+        self.kind = kind
+        self.time_ns = time_ns
+        self.watchers = watchers
+        self.from_path = from_path
+        self.rescan = rescan
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[NewEvent], tuple[object, ...]]:
+        return NewEvent, (self.action, self.path, self.kind, self.time_ns, self.watchers, self.from_path,
+                          self.rescan, self.detail)
 
 
 def extra_of(event: NewEvent) -> dict[str, Any] | None:
@@ -86,6 +106,23 @@ def pack_record(seq: int, event: NewEvent, extra: dict[str, Any] | None, sets: S
     return pack([seq, event.time_ns, event.action, event.path, event.kind, extra, receivers])
 
 
+def frame_records(first: int, events: Sequence[NewEvent], extras: Sequence[dict[str, Any] | None],
+                  sets: SegmentSets) -> tuple[bytes, list[int], list[int]]:
+    """The framed records of ``events`` at seqs from ``first`` in ``SET_FORMAT``, joined for one
+    write, with each record's framed size and its event's time (the segment's tables)."""
+    framed: list[bytes] = []
+    lengths: list[int] = []
+    times: list[int] = []
+    seq = first
+    for event, extra in zip(events, extras, strict=True):
+        record = encode_record(pack_record(seq, event, extra, sets))
+        framed.append(record)
+        lengths.append(len(record))
+        times.append(event.time_ns)
+        seq += 1
+    return b"".join(framed), lengths, times
+
+
 def decode_events(seqs: list[int], payloads: list[bytes], since_ns: int | None, limit: int) -> list[Event]:
     """The public maps of the records ``payloads`` (at ``seqs``), skipping those older than ``since_ns``,
     at most ``limit`` of them. ``ValueError`` names the first record that is not what its place says.
@@ -94,7 +131,6 @@ def decode_events(seqs: list[int], payloads: list[bytes], since_ns: int | None, 
     event map itself (the map is what every transport sends: msgpack, JSON and SSE alike).
     """
     unpackb = msgpack.unpackb
-    stamp, number = format_time, format_id
     out: list[Event] = []
     append = out.append
     for seq, payload in zip(seqs, payloads, strict=True):
@@ -106,10 +142,7 @@ def decode_events(seqs: list[int], payloads: list[bytes], since_ns: int | None, 
             raise ValueError(f"record at the place of seq {seq} says seq {got!r}")
         if since_ns is not None and time_ns < since_ns:
             continue
-        event = {"id": number(seq), "action": action, "path": path, "kind": kind, "time": stamp(time_ns)}
-        if extra:
-            event.update(extra)
-        append(event)
+        append(event_map(seq, action, path, kind, time_ns, extra))
         if len(out) == limit:
             break
     return out

@@ -12,15 +12,8 @@ import pytest
 
 from fswatch_supervisor.backends import open_backend
 from fswatch_supervisor.backends.base import RawEvent
-from fswatch_supervisor.backends.inotify import (
-    IN_ATTRIB,
-    IN_CREATE,
-    IN_DELETE,
-    IN_ISDIR,
-    IN_MODIFY,
-    InotifyBackend,
-    watch_limit_message,
-)
+from fswatch_supervisor.backends.inotify import InotifyBackend, watch_limit_message
+from fswatch_supervisor.backends.inotify_events import IN_ATTRIB, IN_CREATE, IN_DELETE, IN_ISDIR, IN_MODIFY
 from fswatch_supervisor.errors import WatchError
 from tests.unit.test_mirror_support import async_test, fdinfo_watches
 

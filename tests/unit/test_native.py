@@ -3,8 +3,10 @@ is named (it would run the old code)."""
 
 from __future__ import annotations
 
+import copy
 import importlib.machinery
 import os
+import pickle
 import runpy
 import sys
 from pathlib import Path
@@ -12,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from fswatch_supervisor import native
+from fswatch_supervisor.backends.rawevent import RawEvent
+from fswatch_supervisor.changes import Change
+from fswatch_supervisor.store.records import NewEvent
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,3 +50,14 @@ def test_a_compiled_module_older_than_its_source_is_stale(tmp_path: Path, monkey
     assert native.stale_modules(["nativeprobe.hot"]) == []
     os.utime(source, ns=(built + 2 * 10**9, built + 2 * 10**9))  # edited after the build
     assert native.stale_modules(["nativeprobe.hot"]) == ["nativeprobe.hot"]
+
+
+@pytest.mark.parametrize("value", [
+    Change("moved", "/t/b", "file", 7, from_path="/t/a", existed_before=True, rescan=True, detail="d"),
+    NewEvent("moved", "/t/b", "file", 7, ("w_a", "w_b"), from_path="/t/a", rescan=True, detail="d"),
+    RawEvent("/t/a", "moved_from", True, 42),
+])
+def test_the_hot_paths_value_types_copy_and_pickle_whole(value: object) -> None:
+    # Compiled, a class with its own __init__ is rebuilt by calling it: each field must come along.
+    for twin in (copy.copy(value), copy.deepcopy(value), pickle.loads(pickle.dumps(value))):
+        assert twin == value and twin is not value
