@@ -58,6 +58,19 @@ def _dependencies(batch: _Batch) -> Iterator[_Batch]:
     return iter(after)
 
 
+def _followed(batch: _Batch) -> set[_Batch]:
+    """The open batches ``batch`` must follow, directly or through others."""
+    seen: set[_Batch] = set()
+    stack = [batch]
+    while stack:
+        for dependency in stack.pop().after or ():
+            current = _current(dependency)
+            if current.alive and current not in seen:
+                seen.add(current)
+                stack.append(current)
+    return seen
+
+
 def _current(batch: _Batch) -> _Batch:
     while batch.merged_into is not None:
         batch = batch.merged_into
@@ -121,6 +134,8 @@ class Coalescer:
         tree_change = change.action in ("deleted", "moved") and kind in _TREE_KINDS
         if tree_change and any(self._below.get(p, 0) for p in ends):
             out += self.flush()
+        if self._dirs:
+            out += self._close_unmergeable(ends)
         batch = self._batch_for(ends, change.time_ns)
         batch.changes.append((next(self._seq), change))
         if kind in _TREE_KINDS:
@@ -188,6 +203,41 @@ class Coalescer:
             if self._dirs:
                 self._after_ancestors(batch, p)
         return batch
+
+    def _close_unmergeable(self, ends: list[str]) -> list[Change]:
+        """Close first the batches that taking a change at ``ends`` would fold into one batch with a
+        change below one of its directories, or into a cycle of ``after`` links (``mv a g; mv g/f f;
+        mv f a``, where the last move joins both earlier batches). A batch is replayed on a flat
+        model of paths: it cannot order a change below a moved directory with that move."""
+        by_path = self._by_path
+        out: list[Change] = []
+        while True:
+            found = {b for p in ends if (b := by_path.get(p)) is not None}
+            if not found:
+                return out
+            ancestors = self._ancestor_batches(ends)
+            blocking = next((a for a in ancestors if a in found), None)
+            for batch in [*ancestors, *found] if blocking is None else ():
+                reached = _followed(batch) & found
+                reached.discard(batch)
+                if reached:
+                    blocking = batch if batch in ancestors else next(iter(reached))
+                    break
+            if blocking is None:
+                return out
+            out += self._close(blocking)
+
+    def _ancestor_batches(self, ends: list[str]) -> set[_Batch]:
+        dirs, by_path = self._dirs, self._by_path
+        found: set[_Batch] = set()
+        for path in ends:
+            cut = path.rfind("/")
+            while cut > 0:
+                path = path[:cut]
+                if path in dirs:
+                    found.add(by_path[path])
+                cut = path.rfind("/")
+        return found
 
     def _after_ancestors(self, batch: _Batch, path: str) -> None:
         dirs = self._dirs
@@ -323,7 +373,10 @@ class _Replay:
             if entry is None or p in moved_away or self.now[p] is entry or p in moves:
                 continue
             new = self.now[p]
-            if new is not None and _same_kind(entry.kind, new.kind):  # new is a fresh entry here
+            # A fresh entry here, of the same kind: an update. Not for a directory: its entries went
+            # with the old one, and their deletions are not always among the raw changes (moved away
+            # through a name nobody lists, then deleted: mv a .h; mv .h b; rm -r b; mkdir a).
+            if new is not None and new.kind != "dir" and _same_kind(entry.kind, new.kind):
                 replaced.add(p)
             else:
                 out.append(self._event("deleted", p, entry.kind, existed=True))

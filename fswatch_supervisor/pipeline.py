@@ -85,27 +85,38 @@ class Pipeline:
             windows = windows_covering(change.path)
             if change.from_path is not None:
                 windows |= windows_covering(change.from_path)
+            carried = None
             if change.action == "moved" and change.kind == "dir" and windows:
-                self._carry(change.path, change.from_path, windows)
+                carried = self._capture(change.path)
             for window in windows:
                 for out in self._coalescer(window).add(change, now):
                     append((window, out))
+                if carried is not None:
+                    self._carry(window, change, carried, ready)
         self._deliver(ready)
         self._arm_timer()
 
-    def _carry(self, directory: str, source: str | None, windows: frozenset[int]) -> None:
+    def _capture(self, directory: str) -> Carried | None:
         if self.entries_below is None:
-            return
+            return None
         # Taken now, while the model holds the subtree the move carried: by the time a window closes
         # it may have moved on. Empty when the mirror will crawl the directory and report its contents.
         cut = len(directory)
-        carried = [(path[cut:], cast(Kind, kind)) for path, kind, _, _ in self.entries_below(directory)]
-        for window in windows:
-            pending = self._carried.setdefault(window, {})
-            # A move on from where a pending move arrived: the coalescer merges the two into one
-            # move from the first source, whose entries the model may have forgotten since (".h").
-            earlier = pending.pop(source, None) if window and source is not None else None
-            pending[directory] = (carried if earlier is None else earlier[0], carried)
+        return [(path[cut:], cast(Kind, kind)) for path, kind, _, _ in self.entries_below(directory)]
+
+    def _carry(self, window: int, move: Change, carried: Carried, ready: list[tuple[int | None, Change]]) -> None:
+        """Keep what ``move`` carried until it is routed; ``ready`` is what the coalescers closed so
+        far in this batch (routed at its end)."""
+        pending = self._carried.setdefault(window, {})
+        source, earlier = move.from_path, None
+        # A move on from where a pending move arrived: the coalescer merges the two into one move
+        # from the first source, whose entries the model may have forgotten since (".h"). Unless
+        # that move's window closed already in this batch (a barrier: the deletion of a directory
+        # below it, or this move): it is routed on its own, with its own capture.
+        if window and source is not None and source in pending and not any(
+                w == window and c.path == source and c.kind == "dir" for w, c in ready):
+            earlier = pending.pop(source)
+        pending[move.path] = (carried if earlier is None else earlier[0], carried)
 
     def _coalescer(self, window: int) -> Coalescer:
         coalescer = self._coalescers.get(window)

@@ -65,6 +65,10 @@ class Normaliser:
         """Paths whose model kind is a guess: the entry was gone before it could be ``lstat``-ed."""
         self._recheck: set[str] = set()
         """Guessed paths a directory move of this batch carried: the entry may be there now."""
+        self._arrived: set[str] = set()
+        """Destinations of this batch's moves of non-directories, ``lstat``-ed at its end: the kernel
+        drops a ``moved_to`` equal to the event just before it but for the cookie (``mv x d;
+        mv /unwatched/y d``: the second is lost), so the entry there may not be the one moved."""
         self._now = 0
 
     def apply(self, ops: list[Op]) -> None:
@@ -88,13 +92,17 @@ class Normaliser:
             self._s.emit(out)
 
     def _settle(self) -> None:
-        """``lstat`` each path of ``_restat`` and ``_unsure`` once; fix the model and the kinds."""
-        if not self._restat and not self._unsure:
+        """``lstat`` each path of ``_restat``, ``_unsure`` and ``_arrived`` once; fix the model and
+        the kinds."""
+        if not self._restat and not self._unsure and not self._arrived:
             return
         tree = self._s.tree
         unsure, self._unsure = self._unsure, {}
         restat, self._restat = self._restat, set()
+        arrived, self._arrived = self._arrived, set()
         restat.update(unsure)
+        restat |= arrived
+        replaced: list[str] = []
         for path in restat:
             known = tree.kind(path)
             if known is None:
@@ -103,8 +111,11 @@ class Normaliser:
             changes = unsure.get(path)
             if item is None or item[1] == "dir" or (changes is None and item[1] != known):
                 # Gone or replaced: the events saying so are still to come; keep what the model has.
+                # But not for a moved entry whose replacement's event the kernel may have dropped.
                 if changes is not None:
                     self._guess(path)
+                elif item is not None and item[1] != "dir" and known != "dir" and path in arrived:
+                    replaced.append(path)
                 continue
             _, kind, size, mtime_ns = item
             tree.refresh(path, kind, size, mtime_ns)
@@ -112,6 +123,8 @@ class Normaliser:
                 for change in changes:
                     change.kind = kind
                 self._guessed.pop(path, None)
+        for path in replaced:  # after the loop: ``_appear`` may add to what it took
+            self._appear(path, False, replacing=True)
 
     def _guess(self, path: str) -> None:
         self._guessed[path] = None
@@ -265,6 +278,7 @@ class Normaliser:
             self._follow_dir(dst)
         else:
             self._carry_unsure(src, dst, change)
+            self._arrived.add(dst)
 
     def _carry_unsure(self, src: str, dst: str, change: Change) -> None:
         """A non-directory moved: what this batch still has to learn about it follows it to ``dst``."""

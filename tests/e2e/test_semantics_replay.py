@@ -140,14 +140,9 @@ class Operations:
             pass  # e.g. a name taken by the other kind; the sequence goes on
 
 
-# Symlinks are made only before the watcher exists: with "symlink" among OPS, 2 runs in 10 of 300
-# examples still failed, each with a symlink made in a new directory around the time that directory
-# was renamed (mkdir b; ...; mv b build): the symlink missing, or recorded as a file. Put "symlink"
-# in OPS once that mirror race is fixed.
 OPS = ["create", "create", "update", "delete", "mkdir", "rmtree", "move-file", "move-file", "move-dir", "rename-dir",
-       "pause"]
+       "symlink", "pause"]
 NUMBER = st.integers(0, 50)
-SETUP_OP = st.tuples(st.sampled_from([*OPS, "symlink"]), NUMBER, NUMBER, NUMBER)
 OP = st.tuples(st.sampled_from(OPS), NUMBER, NUMBER, NUMBER)
 
 
@@ -187,7 +182,15 @@ COUNTER = itertools.count()
 # missing) and two directories renamed to one name in one batch (>f; mkdir build d.tmp; mv f d.tmp/f;
 # mv build b; mv d.tmp b: created b/f was missing), a directory whose name a file took before its event
 # was read (>k.tmp; mkdir b; mv b .h; mv .h build; mv k.tmp b: build came out as a file), all in
-# test_mirror_rename_races.
+# test_mirror_rename_races; a file moved out of a directory moved twice in one window, its old name
+# taken by the file (mkdir a; >a/f; pause; mv a f; mv f g; mv g/f f: moved f from g/f came out before
+# moved g from a, test_coalesce); a directory moved on as its previous move's window closed (mkdir a;
+# >a/.f; mv a .keep; ...; mv .keep g: deleted .keep/.f was missing; or closed by a deletion in the same
+# read: mv d.tmp cache; rm -r cache/b; mv cache b, deleted d.tmp/b was missing, test_mirror_rename_races); a
+# directory moved away through a name nobody lists and deleted, a new one made in its place (mv a .h;
+# mv .h b; rm -r b; mkdir .h; mv .h a: "updated a" kept a/f, test_coalesce); a name renamed onto twice,
+# the second time from an unwatched directory (ln -s .f .keep; mkdir .h; >.h/.f; mv .h a; mv .keep cache;
+# mv a/.f cache: the kernel dropped the second moved_to, cache stayed a symlink, test_mirror_rename_races).
 @example(setup=[("mkdir", 0, 3, 0), ("create", 1, 0, 0)], ops=[("rename-dir", 0, 0, 0)], extra="no tmp",
          window=0, neighbour=True)
 @example(setup=[("mkdir", 0, 4, 0), ("create", 1, 0, 0)], ops=[("rename-dir", 0, 0, 0)],
@@ -204,7 +207,20 @@ COUNTER = itertools.count()
          extra="keep .keep", window=0, neighbour=False)
 @example(setup=[("create", 0, 3, 0)], ops=[("mkdir", 0, 1, 0), ("rename-dir", 0, 0, 3), ("rename-dir", 0, 0, 2),
                                             ("move-file", 0, 0, 7)], extra="no tmp", window=10, neighbour=True)
-@given(setup=st.lists(SETUP_OP, max_size=20), ops=st.lists(OP, min_size=1, max_size=30),
+@example(setup=[], ops=[("mkdir", 0, 0, 0), ("create", 1, 0, 0), ("pause", 0, 0, 0), ("move-dir", 0, 0, 0),
+                       ("move-dir", 0, 0, 1), ("move-file", 0, 0, 0)], extra="no tmp", window=10, neighbour=False)
+@example(setup=[], ops=[("mkdir", 0, 0, 0), ("create", 1, 26, 0), ("move-dir", 0, 0, 12), *[("create", 0, 0, 0)] * 4,
+                       ("move-dir", 0, 0, 1)], extra="keep .keep", window=10, neighbour=False)
+@example(setup=[("mkdir", 0, 0, 0), ("create", 1, 0, 0)],
+         ops=[("rename-dir", 0, 0, 3), ("rename-dir", 0, 0, 1), ("rmtree", 0, 0, 0), ("mkdir", 0, 3, 0),
+              ("rename-dir", 0, 0, 0)], extra="no build", window=50, neighbour=False)
+@example(setup=[("symlink", 0, 0, 2), ("move-file", 0, 0, 5)],
+         ops=[("pause", 0, 0, 0), ("mkdir", 0, 3, 0), ("create", 1, 2, 0), ("rename-dir", 0, 0, 0),
+              ("move-file", 0, 0, 10), ("move-file", 0, 0, 10)], extra="keep .keep", window=0, neighbour=False)
+@example(setup=[("mkdir", 0, 5, 0), ("mkdir", 1, 1, 0), ("mkdir", 2, 0, 0)],
+         ops=[("rename-dir", 0, 0, 4), ("rmtree", 0, 1, 0), ("rename-dir", 0, 0, 1)], extra="not inside cache",
+         window=10, neighbour=True)
+@given(setup=st.lists(OP, max_size=20), ops=st.lists(OP, min_size=1, max_size=30),
        extra=st.sampled_from(sorted(EXTRA_RULES)), window=st.sampled_from([0, 10, 50]), neighbour=st.booleans())
 def test_snapshot_plus_events_replays_to_the_live_state(
         replay_supervisor: tuple[SupervisorProc, Path], setup: list[tuple[str, int, int, int]],
@@ -229,9 +245,12 @@ def test_snapshot_plus_events_replays_to_the_live_state(
                 operations.apply(*op)
             rpc.call("sync", id=wid)
             events = events_of(rpc, wid, after=after)
+            # The example is in the message: a timing-dependent failure may not recur when
+            # hypothesis replays it, and then it reports the failing case without its values.
             assert replay(start, events) == live_state(root, extra), (
-                "\n".join(f"{e['action']} {os.path.relpath(e['path'], root)} {e['kind']}"
-                          + (f" from {os.path.relpath(e['from'], root)}" if "from" in e else "") for e in events))
+                f"setup={setup}, ops={ops}, extra={extra!r}, window={window}, neighbour={neighbour}\n"
+                + "\n".join(f"{e['action']} {os.path.relpath(e['path'], root)} {e['kind']}"
+                            + (f" from {os.path.relpath(e['from'], root)}" if "from" in e else "") for e in events))
         finally:
             for watcher in (wid, *others):
                 rpc.call("delete_watcher", id=watcher)

@@ -22,11 +22,22 @@
 6. A directory whose name was taken by a file before its ``created`` was read (``mkdir b; mv b c;
    mv k b``): the ``lstat`` found the file, so ``b``, and then ``c``, were recorded as files, and
    nothing below ``c`` was ever looked at.
+7. A directory moved on while its previous move was still in a coalescing window, but not merged with
+   it: the second move is a barrier that closes the first's window (``mkdir a; mv a .keep``, the crawl
+   reports ``.keep/.f``, ``mv .keep g``). The router had handed the first move's capture (taken before
+   the crawl, empty) to the second, as for a merge, so a watcher that sees ``.keep/.f`` but not
+   ``g/.f`` never got ``deleted .keep/.f``. Likewise when another change of the same read closed it
+   (``mv d.tmp cache; rm -r cache/b; mv cache b``, ``cache/**`` excluded: ``deleted d.tmp/b`` was
+   missing).
+8. A name renamed onto twice in a row, the second time from outside the watched set (``mv .keep cache;
+   mv a/.f cache``, ``a`` not watched yet): the kernel drops a ``moved_to`` equal to the event before
+   it, ignoring the cookie, so only the first was read and ``cache`` stayed a symlink.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,6 +164,18 @@ def test_a_symlink_below_a_directory_moved_twice_in_one_batch_ends_up_a_symlink(
     assert h.model(tmp_path / "g" / "l") == ("symlink", 1, os.lstat(tmp_path / "g" / "l").st_mtime_ns)
 
 
+def test_an_entry_renamed_over_a_moved_one_unseen_is_reported_with_its_kind(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.state.tree.put(str(tmp_path / ".keep"), "symlink", 0, 0)
+    (tmp_path / "cache").write_text("was a/.f")  # the disk is ahead of the events, one of which is lost
+
+    h.apply(move(tmp_path / ".keep", tmp_path / "cache", 1))
+
+    assert h.kinds() == [("moved", "cache", "symlink"), ("created", "cache", "file")]
+    assert h.changes[-1].existed_before  # for consumers, an update of what the move brought
+    assert h.state.tree.kind(str(tmp_path / "cache")) == "file"
+
+
 def test_a_directory_whose_name_a_file_took_already_is_still_a_directory(tmp_path: Path) -> None:
     h, host = Harness(tmp_path), Host()
     h.normaliser = Normaliser(h.state, host)
@@ -209,3 +232,62 @@ async def test_a_directory_moved_twice_in_one_window_carries_what_its_first_name
     assert [(e.action, e.path, e.from_path) for e in store.events] == [
         ("created", "/r/a", None), ("created", "/r/a/f", None), ("deleted", "/r/a/f", None),
         ("moved", destination, "/r/a")]
+
+
+def _routed(steps: list[tuple[list[Change], dict[str, list[str]]]], rules: list[list[str]]) -> list[tuple[str, ...]]:
+    """What a pipeline stores for one watcher (window 10 ms) fed ``steps``: each a batch of changes
+    and the mirror's model as the pipeline reads it then (directory -> paths below it)."""
+    with tempfile.TemporaryDirectory() as state:
+        registry = Registry(Path(state) / "watchers.log", sync_each=False)
+        registry.open()
+        registry.add(Watcher(id="w_1", serial=1, rules=RuleSet.parse(rules), path="/r", tags={}, coalesce_ms=10,
+                             ttl_s=None, created_ns=0))
+        store = _Kept()
+        pipeline = Pipeline(registry, store, lambda deliveries: None)  # type: ignore[arg-type]
+        below: dict[str, list[str]] = {}
+        pipeline.entries_below = lambda d: [(p, "file", 0, 0) for p in below.get(d, [])]
+        for changes, model in steps:
+            below = model
+            pipeline.on_changes(changes)
+        pipeline.flush()
+        registry.close()
+    return [(e.action, e.path) + ((e.from_path,) if e.from_path else ()) for e in store.events]
+
+
+@async_test
+async def test_a_directory_moved_on_after_its_previous_move_closed_carries_what_it_held_then() -> None:
+    now = time.time_ns()
+    steps = [([Change("created", "/r/a", "dir", now)], {}),
+             ([Change("moved", "/r/.keep", "dir", now, from_path="/r/a")], {}),  # not listed yet: nothing below
+             ([Change("created", "/r/.keep/.f", "file", now)], {}),  # the crawl's
+             # Below a pending change of its source (.keep/.f): this move closes every window first.
+             ([Change("moved", "/r/g", "dir", now, from_path="/r/.keep")], {"/r/g": ["/r/g/.f"]})]
+    rules = [["include-path", "/r"], ["exclude-hidden"], ["include-glob", "**/.keep"]]
+
+    assert _routed(steps, rules) == [("created", "/r/.keep"), ("created", "/r/.keep/.f"),
+                                     ("deleted", "/r/.keep/.f"), ("moved", "/r/g", "/r/.keep")]
+
+
+@async_test
+async def test_a_directory_moved_on_after_a_deletion_below_it_closed_its_move_carries_what_it_held_then() -> None:
+    now = time.time_ns()
+    steps = [([Change("moved", "/r/cache", "dir", now, from_path="/r/d.tmp")], {"/r/cache": ["/r/cache/b"]}),
+             # One read: the deletion of a directory with a pending change below it closes every window.
+             ([Change("deleted", "/r/cache/b/d", "file", now), Change("deleted", "/r/cache/b", "dir", now),
+               Change("moved", "/r/b", "dir", now, from_path="/r/cache")], {})]
+    rules = [["include-path", "/r"], ["exclude-glob", "cache/**"]]
+
+    assert _routed(steps, rules) == [("deleted", "/r/d.tmp/b"), ("moved", "/r/cache", "/r/d.tmp"),
+                                     ("moved", "/r/b", "/r/cache")]
+
+
+@async_test
+async def test_a_directory_moved_away_and_back_leaves_nothing_for_a_new_one_at_the_name_between() -> None:
+    now = time.time_ns()
+    steps = [([Change("created", "/r/build", "dir", now), Change("created", "/r/build/f", "file", now)], {}),
+             ([Change("moved", "/r/a", "dir", now, from_path="/r/build")], {"/r/a": ["/r/a/f"]}),
+             ([Change("moved", "/r/build", "dir", now, from_path="/r/a")], {"/r/build": ["/r/build/f"]}),
+             ([Change("created", "/r/a", "dir", now)], {})]
+
+    assert _routed(steps, [["include-path", "/r"]]) == [
+        ("created", "/r/build"), ("created", "/r/build/f"), ("created", "/r/a")]
