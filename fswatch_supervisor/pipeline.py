@@ -30,6 +30,8 @@ from fswatch_supervisor.store.eventstore import NewEvent
 from fswatch_supervisor.watchers import Watcher
 
 METADATA_ACTIONS = frozenset({"overflow", "root-deleted", "watch-error"})
+
+
 class EventLog(Protocol):
     """Where events are stored before they are published (the ``EventStore``)."""
 
