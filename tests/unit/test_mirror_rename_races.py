@@ -122,7 +122,10 @@ async def test_a_directory_renamed_over_an_empty_directory_keeps_its_watch(tmp_p
         (tmp_path / "y" / "g").write_text("x")
         await r.settle(tmp_path / "y")
         y = str(tmp_path / "y")
-        assert r.summary() == [("moved", y), ("deleted", f"{y}/f"), ("created", f"{y}/g")]
+        summary = r.summary()
+        assert summary[:3] == [("moved", y), ("deleted", f"{y}/f"), ("created", f"{y}/g")]
+        # the write's modify may come in a later read than its create: then `updated` follows
+        assert summary[3:] in ([], [("updated", f"{y}/g")])
         assert r.mirror.is_os_watched(y)
         await r.wait_for(lambda: r.mirror.watch_count() == 2 == fdinfo_watches(r.fd))
 
