@@ -200,8 +200,8 @@ class Coalescer:
                 by_path[p] = batch
                 if not self._below.get(p):
                     self._count_active(p, 1)
-            if self._dirs:
-                self._after_ancestors(batch, p)
+        if self._dirs:
+            self._after_ancestors(batch, ends)
         return batch
 
     def _close_unmergeable(self, ends: list[str]) -> list[Change]:
@@ -239,16 +239,12 @@ class Coalescer:
                 cut = path.rfind("/")
         return found
 
-    def _after_ancestors(self, batch: _Batch, path: str) -> None:
-        dirs = self._dirs
-        cut = path.rfind("/")
-        while cut > 0:
-            path = path[:cut]
-            if path in dirs and (ancestor := self._by_path[path]) is not batch:
-                if batch.after is None:
-                    batch.after = set()
-                batch.after.add(ancestor)
-            cut = path.rfind("/")
+    def _after_ancestors(self, batch: _Batch, ends: list[str]) -> None:
+        """``batch`` closes after the batches of the pending directories above ``ends``."""
+        ancestors = self._ancestor_batches(ends)
+        ancestors.discard(batch)
+        if ancestors:
+            batch.after = ancestors if batch.after is None else batch.after | ancestors
 
     # ``_below[d]`` counts the children of ``d`` that are *active*: pending themselves, or with
     # something pending below them. "Anything pending below d?" is then one lookup, and a change
