@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
-import anyio
+import anyio.lowlevel
 import orjson
 import zmq.asyncio
 from starlette.applications import Starlette
@@ -70,7 +70,7 @@ def create_app(settings: ApiSettings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, object]]:
         # anyio loads its asyncio backend on first use: here, not in the first event stream (~10 ms).
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         context = zmq.asyncio.Context()
         client = AsyncSupervisorClient(settings.endpoints, timeout=settings.rpc_timeout_s, context=context)
         subscriber = Subscriber(context, settings.endpoints.fanout, capacity=settings.stream_queue_limit,
