@@ -10,8 +10,12 @@ from __future__ import annotations
 import os
 import runpy
 import sys
+import sysconfig
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+PACKAGES = ("fswatch_supervisor", "fswatch_api", "fswatch_worker")
 
 
 def native_extensions() -> list[Extension]:
@@ -32,4 +36,24 @@ def native_extensions() -> list[Extension]:
     return extensions
 
 
-setup(ext_modules=native_extensions())
+class BuildNative(build_ext):
+    """Removes compiled modules that this build does not make before building: a shim left by an
+    earlier build with a longer hot path would be packaged (or, in place, imported) beside a shared
+    library that no longer has its code, and one left after a failed compile would shadow its
+    newer source."""
+
+    def run(self) -> None:
+        keep = {os.path.abspath(self.get_ext_fullpath(ext.name)) for ext in self.extensions}
+        suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+        tops = [self.build_lib] + (["."] if self.inplace else [])
+        for top in tops:
+            for package in PACKAGES:
+                for root, _dirs, files in os.walk(os.path.join(top, package)):
+                    for name in files:
+                        path = os.path.abspath(os.path.join(root, name))
+                        if name.endswith(suffix) and path not in keep:
+                            os.remove(path)
+        super().run()
+
+
+setup(ext_modules=native_extensions(), cmdclass={"build_ext": BuildNative})
