@@ -161,6 +161,11 @@ class WatchPermission(WatchError):
     """A directory could not be read or watched for lack of permission."""
 
 
+class WatchedElsewhere(WatchError):
+    """The directory is already watched under another name: it was renamed, and the rename's events
+    have not been read yet."""
+
+
 class BusError(FswatchError):
     """The ZeroMQ link to the supervisor failed."""
 

@@ -32,9 +32,13 @@ class WatchBackend(abc.ABC):
         """Begin delivering events; ``on_events`` is always called in ``loop``'s thread."""
 
     @abc.abstractmethod
-    def add_dir(self, path: str) -> None:
+    def add_dir(self, path: str, *, rekey: bool = True) -> None:
         """Watch ``path`` (idempotent). Raises ``WatchLimitReached`` (the message names the limit
-        and how to raise it), ``WatchPermission``, or ``WatchError`` when the directory vanished."""
+        and how to raise it), ``WatchPermission``, or ``WatchError`` when the directory vanished.
+
+        When the directory at ``path`` turns out to be watched already under another name, the
+        watch takes the name ``path`` (the inode wins); with ``rekey`` false it raises
+        ``WatchedElsewhere`` instead and changes nothing. Backends that cannot tell ignore ``rekey``."""
 
     @abc.abstractmethod
     def remove_dir(self, path: str) -> None:
@@ -42,7 +46,14 @@ class WatchBackend(abc.ABC):
 
     @abc.abstractmethod
     def moved_dir(self, old: str, new: str) -> None:
-        """A watched subtree was renamed from ``old`` to ``new``: keep its watches, fix their paths."""
+        """The mirror applies the rename of a watched subtree from ``old`` to ``new``: keep its
+        watches, fix their paths (a backend that did so as it read the rename does nothing)."""
+
+    def give_back(self, old: str, new: str) -> None:
+        """The mirror is about to release the subtree that the rename ``old`` → ``new`` replaced,
+        by name: the watches the rename took along go back to ``old`` until ``moved_dir`` (or
+        releasing ``old``) follows."""
+        self.moved_dir(new, old)
 
     @abc.abstractmethod
     def watch_count(self) -> int:

@@ -37,6 +37,8 @@ class QueueDrainer:
         self._max_backlog = max_backlog if max_backlog is not None else MAX_BACKLOG
         self._chunks: deque[bytes] = deque()
         self._backlog = 0
+        self._reading = False
+        """Set while bytes read from the kernel are not counted in the backlog yet."""
         self._lock = threading.Lock()
         self._notified = False
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -73,27 +75,31 @@ class QueueDrainer:
         if self._stopping:
             return
         got: list[bytes] = []
-        while True:
-            try:
-                data = os.read(self._fd, READ_SIZE)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if not self._stopping:
-                    log.error("inotify.read_failed", error=str(exc))
+        self._reading = True
+        try:
+            while True:
+                try:
+                    data = os.read(self._fd, READ_SIZE)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if not self._stopping:
+                        log.error("inotify.read_failed", error=str(exc))
+                    return
+                if not data:
+                    break
+                got.append(data)
+                if len(got) * READ_SIZE >= self._max_backlog:
+                    break
+            if not got:
                 return
-            if not data:
-                break
-            got.append(data)
-            if len(got) * READ_SIZE >= self._max_backlog:
-                break
-        if not got:
-            return
-        with self._lock:
-            self._chunks.extend(got)
-            self._backlog += sum(map(len, got))
-            notify = not self._notified
-            self._notified = True
+            with self._lock:
+                self._chunks.extend(got)
+                self._backlog += sum(map(len, got))
+                notify = not self._notified
+                self._notified = True
+        finally:
+            self._reading = False
         if notify:
             try:
                 self._loop.call_soon_threadsafe(self._deliver)
@@ -121,3 +127,12 @@ class QueueDrainer:
 
     def backlog_bytes(self) -> int:
         return self._backlog
+
+    def pending(self) -> bool:
+        """Whether bytes the kernel had queued when this was called are not delivered yet.
+
+        Asked in this order, no byte slips between the answers: still in the kernel, then being
+        read (the flag is cleared only once the bytes are in the backlog), then in the backlog
+        (emptied only by the loop thread, which is the one asking)."""
+        readable, _, _ = select.select([self._fd], [], [], 0)
+        return bool(readable) or self._reading or self._backlog > 0

@@ -41,7 +41,7 @@ from fswatch_supervisor.backends.inotify_events import (
     IN_UNMOUNT,
     parse,
 )
-from fswatch_supervisor.errors import WatchError, WatchLimitReached, WatchPermission
+from fswatch_supervisor.errors import WatchedElsewhere, WatchError, WatchLimitReached, WatchPermission
 from fswatch_supervisor.logs import get_logger
 
 IN_NONBLOCK: Final = 0o4000
@@ -113,6 +113,10 @@ class InotifyBackend(WatchBackend):
         not drop a newer watch that the kernel gave the same number."""
         self._moves: OrderedDict[int, str] = OrderedDict()
         """cookie -> old path of a directory ``moved_from`` still waiting for its ``moved_to``."""
+        self._renamed: OrderedDict[tuple[str, str], int] = OrderedDict()
+        """Renames whose watches took their new names as the pair was read, not yet applied by the
+        mirror (how many of each): applying one must not move again what a later rename of the
+        same read put under its old name (``mv a b; mv c a``)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_events: OnEvents | None = None
         self._drainer: QueueDrainer | None = None
@@ -128,7 +132,7 @@ class InotifyBackend(WatchBackend):
         self._drainer = QueueDrainer(self._fd, loop, self._on_chunks)
         self._drainer.start()
 
-    def add_dir(self, path: str) -> None:
+    def add_dir(self, path: str, *, rekey: bool = True) -> None:
         if path in self._wd_of:
             return
         wd = self._libc.add_watch(self._fd, os.fsencode(path), WATCH_MASK)
@@ -139,11 +143,13 @@ class InotifyBackend(WatchBackend):
             if err == errno.EACCES:
                 raise WatchPermission(f"permission denied watching {path}")
             raise WatchError(f"cannot watch {path}: {os.strerror(err)}")
-        self._dropped.discard(wd)
         old = self._path_of.get(wd)
         if old is not None and old != path:
+            if not rekey:
+                raise WatchedElsewhere(f"{path} is watched as {old}: a rename not read yet")
             # Same inode under a new name: a rename we did not see paired. The inode wins.
             self._wd_of.pop(old, None)
+        self._dropped.discard(wd)
         self._path_of[wd] = path
         self._wd_of[path] = wd
 
@@ -156,6 +162,23 @@ class InotifyBackend(WatchBackend):
             self._dropped.add(wd)
 
     def moved_dir(self, old: str, new: str) -> None:
+        if not self._applied((old, new)):
+            self._rename(old, new)  # a rename read without its pair: the mirror paired it
+
+    def give_back(self, old: str, new: str) -> None:
+        self._applied((old, new))
+        self._rename(new, old)
+
+    def _applied(self, pair: tuple[str, str]) -> bool:
+        """Whether ``pair`` was renamed as it was read; it is not pending any more."""
+        left = self._renamed.get(pair, 0)
+        if left > 1:
+            self._renamed[pair] = left - 1
+        elif left:
+            del self._renamed[pair]
+        return left > 0
+
+    def _rename(self, old: str, new: str) -> None:
         prefix = old + "/"
         moved = [p for p in self._wd_of if p == old or p.startswith(prefix)]
         for path in moved:
@@ -172,8 +195,8 @@ class InotifyBackend(WatchBackend):
     def events_pending(self) -> bool:
         if self._fd < 0:
             return False
-        if self._drainer is not None and self._drainer.backlog_bytes() > 0:
-            return True
+        if self._drainer is not None:
+            return self._drainer.pending()
         readable, _, _ = select.select([self._fd], [], [], 0)
         return bool(readable)
 
@@ -186,6 +209,7 @@ class InotifyBackend(WatchBackend):
         self._fd = -1
         self._path_of.clear()
         self._wd_of.clear()
+        self._renamed.clear()
 
     def _on_chunks(self, chunks: list[bytes]) -> None:
         events: list[RawEvent] = []
@@ -217,7 +241,12 @@ class InotifyBackend(WatchBackend):
         else:
             old = self._moves.pop(cookie, None)
             if old is not None:
-                self.moved_dir(old, path)
+                self._rename(old, path)
+                pair = (old, path)
+                self._renamed[pair] = self._renamed.get(pair, 0) + 1
+                self._renamed.move_to_end(pair)
+                if len(self._renamed) > _PENDING_MOVES:
+                    self._renamed.popitem(last=False)
 
     def _forget(self, wd: int) -> None:
         if wd in self._dropped:

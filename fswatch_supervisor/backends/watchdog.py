@@ -77,7 +77,7 @@ class WatchdogBackend(WatchBackend):
         self._on_events = on_events
         self._observer.start()
 
-    def add_dir(self, path: str) -> None:
+    def add_dir(self, path: str, *, rekey: bool = True) -> None:
         if any(_under(path, top) for top in self._scheduled):
             self._held.add(path)
             return

@@ -33,6 +33,8 @@ Job = Callable[[], Awaitable[None]]
 FILL_CHUNK = 128
 """Late ``lstat``s per loop turn (~0.4 ms). An RPC takes several loop turns, each of which may wait
 for one chunk: at 1,024 (3 ms) the requests right after a big crawl took 15–20 ms instead of 2."""
+PENDING_WAIT_TURNS, PENDING_WAIT_S = 200, 0.005
+"""How long a crawl put off for a rename not read yet waits for it at most (~1 s)."""
 SAVE_READS_MAX = 16384
 """Unread sizes ``save`` reads before saving (~40 ms); beyond, it saves them unread."""
 
@@ -48,7 +50,7 @@ class FsMirror:
         self._on_changes = on_changes
         self._on_cookie = on_cookie
         self._state = MirrorState(backend, needs_dir, self._emit)
-        self._crawler = Crawler(self._state, self.cookie)
+        self._crawler = Crawler(self._state, self.cookie, self._crawl_after_pending)
         self._normaliser = Normaliser(self._state, self)
         self._move_grace_s = move_grace_s
         self._pairer: MovePairer | None = None
@@ -214,6 +216,21 @@ class FsMirror:
     def request_crawl(self, path: str) -> None:
         async def job() -> None:
             await self._crawler.crawl(path, report=True)
+            self._fill_later()
+
+        self._enqueue(job)
+
+    def _crawl_after_pending(self, path: str) -> None:
+        """Crawl ``path`` again once the events queued now are applied: the crawl found the
+        directory there watched under another name, and the rename that explains it is among them
+        (it moves the model's entry and its watch, and whatever was at ``path`` before). Whatever
+        still disagrees then is settled by the inode."""
+        async def job() -> None:
+            for _ in range(PENDING_WAIT_TURNS):
+                if not (self._backend.events_pending() or self._pairer is not None and self._pairer.holding):
+                    break
+                await asyncio.sleep(PENDING_WAIT_S)
+            await self._crawler.crawl(path, report=True, rekey=True)
             self._fill_later()
 
         self._enqueue(job)

@@ -247,7 +247,7 @@ class Normaliser:
                 if s.ws.is_watched(parent_of(dst)):
                     # The backend saw both halves and re-keyed the watches to ``dst``; they are
                     # released under their old names below, so give the names back first.
-                    s.ws.backend.moved_dir(dst, src)
+                    s.ws.backend.give_back(src, dst)
                 self._vanish(src)
             return
         if kind is None:
@@ -260,7 +260,7 @@ class Normaliser:
                 # The backend re-keyed the moved directory's watches to ``dst`` when it read the
                 # pair, over those of the directory it replaced: give the names back first, or
                 # releasing the replaced subtree removes the moved directory's own watches.
-                s.ws.backend.moved_dir(dst, src)
+                s.ws.backend.give_back(src, dst)
             self._out += s.drop_subtree(dst, self._now, report=False)
             self._unsure.pop(dst, None)
         listed = tree.move(src, dst)

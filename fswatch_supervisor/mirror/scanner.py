@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Final, cast
 
 from fswatch_supervisor.changes import Change, Kind
-from fswatch_supervisor.errors import WatchError, WatchLimitReached, WatchPermission
+from fswatch_supervisor.errors import WatchedElsewhere, WatchError, WatchLimitReached, WatchPermission
 from fswatch_supervisor.logs import get_logger
 from fswatch_supervisor.mirror.entries import UNREAD_SIZE, Listing, Stat, kind_of_mode, parent_of
 from fswatch_supervisor.mirror.state import MirrorState
@@ -159,13 +159,15 @@ class _Progress:
 
 
 class Crawler:
-    def __init__(self, state: MirrorState, on_cookie: Callable[[str], None]) -> None:
+    def __init__(self, state: MirrorState, on_cookie: Callable[[str], None],
+                 crawl_after_pending: Callable[[str], None]) -> None:
         self._s = state
         self._on_cookie = on_cookie
+        self._crawl_after_pending = crawl_after_pending
 
     async def crawl(self, top: str, *, report: bool, rescan: bool = False,
                     baseline: Baseline | None = None, strict: bool = False, limit_fatal: bool = False,
-                    late_since: int | None = None) -> None:
+                    late_since: int | None = None, rekey: bool = False) -> None:
         """Make every needed directory at or below ``top`` listed and watched.
 
         ``top`` must already be a directory entry. With ``strict`` a failure to watch or read
@@ -174,6 +176,10 @@ class Crawler:
         must be whole or not at all); the caller releases what was added. ``late_since`` is
         ``Tree.late_since()`` as it was when the overflow that asked for this rescan was read:
         the rescan may run much later, and the distrust of late values must not end meanwhile.
+
+        A directory found watched under another name (renamed since it was queued, and the rename
+        not read yet) is put off until the queued events are applied, unless ``rekey`` or
+        ``rescan`` (after an overflow no event will explain it) say that its inode decides.
         """
         tree, progress = self._s.tree, _Progress(top)
         needs_dir = self._s.needs_dir
@@ -188,7 +194,7 @@ class Crawler:
                 continue
             cookies: list[str] = []
             listing = self._visit(d, progress, cookies, stats=rescan, strict=strict and d == top,
-                                  limit_fatal=limit_fatal)
+                                  limit_fatal=limit_fatal, rekey=rekey or rescan)
             if listing is None:
                 continue
             if isinstance(listing, Listing):
@@ -212,15 +218,18 @@ class Crawler:
         self._finish(progress)
 
     def _visit(self, d: str, progress: _Progress, cookies: list[str], *, stats: bool, strict: bool,
-               limit_fatal: bool = False) -> Listing | list[ScanItem] | None:
+               limit_fatal: bool = False, rekey: bool = False) -> Listing | list[ScanItem] | None:
         """Watch then list ``d``: by kinds, or ``lstat``-ed when ``stats`` is asked for or the
-        kinds alone were not enough; ``None`` when it cannot be followed."""
+        kinds alone were not enough; ``None`` when it cannot be followed (or not yet)."""
         was_listed = self._s.ws.is_listed(d)
         if progress.limit_hit is not None and not was_listed:
             progress.unwatched += 1
             return None
         try:
-            self._s.ws.hold(d)
+            self._hold(d, rekey=rekey or strict)
+        except WatchedElsewhere:
+            self._crawl_after_pending(d)
+            return None
         except WatchLimitReached as exc:
             if strict or limit_fatal:
                 raise
@@ -248,6 +257,16 @@ class Crawler:
                 raise WatchPermission(f"cannot read directory {d}: {exc.strerror}") from exc
             self._watch_error(d, f"cannot read directory {d}: {exc.strerror}")
             return None
+
+    def _hold(self, d: str, *, rekey: bool) -> None:
+        """Watch ``d``; raises ``WatchedElsewhere`` when its inode is watched under another name and
+        queued events may yet explain that (a rename read later moves the model to match)."""
+        try:
+            self._s.ws.hold(d, rekey=rekey)
+        except WatchedElsewhere:
+            if self._s.ws.backend.events_pending():
+                raise
+            self._s.ws.hold(d, rekey=True)  # nothing left to read: the inode decides
 
     def _adopt(self, d: str, listing: Listing, *, report: bool) -> list[Change]:
         """List the unlisted ``d`` from ``listing``: new entries join unstated (``created`` when

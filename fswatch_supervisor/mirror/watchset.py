@@ -20,12 +20,13 @@ class WatchSet:
         self._listed: set[str] = set()
         self._file_parents: dict[str, set[str]] = {}
 
-    def hold(self, path: str) -> None:
-        """Watch ``path`` because it is listed; raises the backend's ``WatchError`` subclasses."""
+    def hold(self, path: str, *, rekey: bool = True) -> None:
+        """Watch ``path`` because it is listed; raises the backend's ``WatchError`` subclasses
+        (``WatchedElsewhere`` only without ``rekey``: see ``WatchBackend.add_dir``)."""
         if path in self._listed:
             return
         if path not in self._file_parents:
-            self.backend.add_dir(path)
+            self.backend.add_dir(path, rekey=rekey)
         self._listed.add(path)
 
     def drop(self, path: str) -> None:

@@ -31,7 +31,8 @@ class Crawled:
         self.state = MirrorState(NoBackend(), lambda _d: True, self.changes.extend)
         self.tree = self.state.tree
         self.tree.put(self.top, "dir", 0, 0)
-        self.crawler = Crawler(self.state, self.cookies.append)
+        self.put_off: list[str] = []
+        self.crawler = Crawler(self.state, self.cookies.append, self.put_off.append)
 
     def crawl(self, *, report: bool = False, rescan: bool = False, baseline: Baseline | None = None,
               late_since: int | None = None) -> None:

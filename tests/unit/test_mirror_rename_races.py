@@ -32,6 +32,14 @@
 8. A name renamed onto twice in a row, the second time from outside the watched set (``mv .keep cache;
    mv a/.f cache``, ``a`` not watched yet): the kernel drops a ``moved_to`` equal to the event before
    it, ignoring the cookie, so only the first was read and ``cache`` stayed a symlink.
+9. A directory name taken by another, watched directory before the crawl of the new one ran (``mkdir
+   .keep``, then ``mv .keep f; mv d.tmp .keep`` before the crawl): watching ``.keep`` returned
+   ``d.tmp``'s watch, which took the name, the listing was attributed to the new directory, the moves
+   read next carried it to ``f``, and the directory really at ``f`` was never watched.
+10. Two watched directories renamed in a chain within one read (``mv cur old; mv new cur``, a deploy's
+   swap): the backend renames the watches as it reads each pair, so when the mirror then applied the
+   first rename, the watch of ``new``, already under the name ``cur``, was moved along to ``old``:
+   nothing in the new ``cur`` was reported again.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from typing import Any
 
 import pytest
 
+from fswatch_supervisor.backends.inotify import InotifyBackend
 from fswatch_supervisor.changes import Change
 from fswatch_supervisor.mirror import scanner
 from fswatch_supervisor.mirror.normalise import Normaliser
@@ -294,3 +303,62 @@ async def test_a_directory_moved_away_and_back_leaves_nothing_for_a_new_one_at_t
 
     assert _routed(steps, [["include-path", "/r"]]) == [
         ("created", "/r/build"), ("created", "/r/build/f"), ("created", "/r/a")]
+
+
+@async_test
+async def test_a_directory_name_taken_by_a_watched_directory_before_its_crawl_is_crawled_under_its_new_name(
+        tmp_path: Path) -> None:
+    keep, f, tmp = tmp_path / ".keep", tmp_path / "f", tmp_path / "d.tmp"
+    tmp.mkdir()
+    (tmp / "x").write_text("x")
+    async with Running() as r:
+        assert isinstance(r.backend, InotifyBackend)
+        await r.mirror.add_root(str(tmp_path))
+        libc: Any = r.backend._libc
+        real = libc.add_watch
+
+        def add_watch(fd: int, path: bytes, mask: int) -> int:
+            if path == os.fsencode(keep) and not f.exists():
+                os.rename(keep, f)  # between the read of `mkdir .keep` and its crawl
+                os.rename(tmp, keep)
+            return int(real(fd, path, mask))
+
+        libc.add_watch = add_watch
+        keep.mkdir()
+        await r.settle(tmp_path)
+        libc.add_watch = real
+        (f / "new").write_text("n")
+        (keep / "y").write_text("y")
+        await r.settle(f)
+        await r.settle(keep)
+
+        moves = [(c.path, c.from_path) for c in r.changes if c.action == "moved"]
+        assert moves == [(str(f), str(keep)), (str(keep), str(tmp))]
+        created = {c.path for c in r.changes if c.action == "created"}
+        assert {str(keep), str(f / "new"), str(keep / "y")} <= created
+        assert not created & {str(keep / "x"), str(f / "y"), str(f / "x")}
+        assert r.mirror.is_os_watched(str(f)) and r.mirror.is_os_watched(str(keep))
+        assert sorted(p for p, *_ in r.mirror.entries(str(tmp_path))) == sorted(
+            map(str, [f, f / "new", keep, keep / "x", keep / "y"]))
+
+
+@async_test
+async def test_a_chain_of_directory_renames_in_one_read_keeps_each_watch_on_its_directory(tmp_path: Path) -> None:
+    cur, old, new = tmp_path / "cur", tmp_path / "old", tmp_path / "new"
+    for d in (cur, new):
+        d.mkdir()
+        (d / "x").write_text("x")
+    async with Running() as r:
+        await r.mirror.add_root(str(tmp_path))
+        os.rename(cur, old)  # no await between: one read holds both renames
+        os.rename(new, cur)
+        await r.settle(tmp_path)
+        (old / "o").write_text("o")
+        (cur / "c").write_text("c")
+        await r.settle(old)
+        await r.settle(cur)
+
+        assert [(c.path, c.from_path) for c in r.changes if c.action == "moved"] == [
+            (str(old), str(cur)), (str(cur), str(new))]
+        assert {c.path for c in r.changes if c.action == "created"} == {str(old / "o"), str(cur / "c")}
+        assert r.mirror.watch_count() == 3 == fdinfo_watches(r.fd)

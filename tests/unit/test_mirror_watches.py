@@ -156,10 +156,10 @@ class LimitedBackend(InotifyBackend):
         super().__init__()
         self.limit = limit
 
-    def add_dir(self, path: str) -> None:
+    def add_dir(self, path: str, *, rekey: bool = True) -> None:
         if not self.is_watched(path) and self.watch_count() >= self.limit:
             raise WatchLimitReached("watch limit (test): raise it with `sysctl fs.inotify.max_user_watches=524288`")
-        super().add_dir(path)
+        super().add_dir(path, rekey=rekey)
 
 
 @async_test
