@@ -29,6 +29,15 @@ def _vs(workload: str, key: str, peer: str, factor: float = 1.0, mine: str = "fs
     return check
 
 
+def _at_size(check: Check, workload: str, size_key: str, size: int) -> Check:
+    """``check``, with no limit when the run's ``workload`` was not of the size the issue names
+    (its figure is still shown)."""
+    def sized(r: Results) -> tuple[float | None, float | None]:
+        value, limit = check(r)
+        return value, limit if _get(r, workload, "fswatch", size_key) == size else None
+    return sized
+
+
 def _fixed(workload: str, key: str, limit: float, peer: str = "fswatch") -> Check:
     return lambda r: (_get(r, workload, peer, key), limit)
 
@@ -36,7 +45,9 @@ def _fixed(workload: str, key: str, limit: float, peer: str = "fswatch") -> Chec
 TARGETS = [
     Target("burst completeness 100 %", _fixed("burst", "completeness_pct", 100.0), at_most=False),
     Target("burst net-effect completeness 100 %", _fixed("burst", "net_completeness_pct", 100.0), at_most=False),
-    Target("burst drain <= watchman's", _vs("burst", "drain_ms", "watchman")),
+    # The issue sets the drain target for 20k files; a --large run shows its figure without one.
+    Target("burst drain (20k files) <= watchman's",
+           _at_size(_vs("burst", "drain_ms", "watchman"), "burst", "files", 20000)),
     Target("latency coalesce_ms 0: p50 <= 2 ms", _fixed("latency", "p50_ms", 2.0, "fswatch-c0")),
     Target("latency coalesce_ms 0: p99 <= 10 ms", _fixed("latency", "p99_ms", 10.0, "fswatch-c0")),
     Target("latency default coalesce: p99 <= 50 + 15 ms", _fixed("latency", "p99_ms", 65.0)),
