@@ -134,9 +134,10 @@ class Coalescer:
         tree_change = change.action in ("deleted", "moved") and kind in _TREE_KINDS
         if tree_change and any(self._below.get(p, 0) for p in ends):
             out += self.flush()
+        ancestors: set[_Batch] | None = None
         if self._dirs:
-            out += self._close_unmergeable(ends)
-        batch = self._batch_for(ends, change.time_ns)
+            ancestors = self._close_unmergeable(ends, out)
+        batch = self._batch_for(ends, change.time_ns, ancestors)
         batch.changes.append((next(self._seq), change))
         if kind in _TREE_KINDS:
             self._dirs.update(ends)
@@ -175,7 +176,9 @@ class Coalescer:
             self._newest = None
         return batches
 
-    def _batch_for(self, ends: list[str], time_ns: int) -> _Batch:
+    def _batch_for(self, ends: list[str], time_ns: int, ancestors: set[_Batch] | None) -> _Batch:
+        """The batch that takes a change at ``ends``, merging the batches it joins. ``ancestors``
+        are the batches of the pending directories above ``ends``: it closes after them."""
         by_path = self._by_path
         found = [b for p in ends if (b := by_path.get(p)) is not None]
         if not found:
@@ -200,22 +203,24 @@ class Coalescer:
                 by_path[p] = batch
                 if not self._below.get(p):
                     self._count_active(p, 1)
-        if self._dirs:
-            self._after_ancestors(batch, ends)
+        if ancestors:
+            ancestors.discard(batch)
+            if ancestors:
+                batch.after = ancestors if batch.after is None else batch.after | ancestors
         return batch
 
-    def _close_unmergeable(self, ends: list[str]) -> list[Change]:
-        """Close first the batches that taking a change at ``ends`` would fold into one batch with a
-        change below one of its directories, or into a cycle of ``after`` links (``mv a g; mv g/f f;
-        mv f a``, where the last move joins both earlier batches). A batch is replayed on a flat
-        model of paths: it cannot order a change below a moved directory with that move."""
+    def _close_unmergeable(self, ends: list[str], out: list[Change]) -> set[_Batch]:
+        """Close first (into ``out``) the batches that taking a change at ``ends`` would fold into
+        one batch with a change below one of its directories, or into a cycle of ``after`` links
+        (``mv a g; mv g/f f; mv f a``, where the last move joins both earlier batches). A batch is
+        replayed on a flat model of paths: it cannot order a change below a moved directory with
+        that move. Returns the batches of the pending directories above ``ends`` that remain."""
         by_path = self._by_path
-        out: list[Change] = []
         while True:
+            ancestors = self._ancestor_batches(ends)
             found = {b for p in ends if (b := by_path.get(p)) is not None}
             if not found:
-                return out
-            ancestors = self._ancestor_batches(ends)
+                return ancestors
             blocking = next((a for a in ancestors if a in found), None)
             for batch in [*ancestors, *found] if blocking is None else ():
                 reached = _followed(batch) & found
@@ -224,7 +229,7 @@ class Coalescer:
                     blocking = batch if batch in ancestors else next(iter(reached))
                     break
             if blocking is None:
-                return out
+                return ancestors
             out += self._close(blocking)
 
     def _ancestor_batches(self, ends: list[str]) -> set[_Batch]:
@@ -238,13 +243,6 @@ class Coalescer:
                     found.add(by_path[path])
                 cut = path.rfind("/")
         return found
-
-    def _after_ancestors(self, batch: _Batch, ends: list[str]) -> None:
-        """``batch`` closes after the batches of the pending directories above ``ends``."""
-        ancestors = self._ancestor_batches(ends)
-        ancestors.discard(batch)
-        if ancestors:
-            batch.after = ancestors if batch.after is None else batch.after | ancestors
 
     # ``_below[d]`` counts the children of ``d`` that are *active*: pending themselves, or with
     # something pending below them. "Anything pending below d?" is then one lookup, and a change
