@@ -19,6 +19,7 @@ import ctypes.util
 import errno
 import os
 import select
+import sys
 from collections import OrderedDict
 from typing import Final
 
@@ -51,7 +52,10 @@ WATCH_MASK: Final = (
     IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO
     | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK
 )
+assert WATCH_MASK < 2**31, "add_watch passes it as a C int"
 _PENDING_MOVES: Final = 1024
+_FS_ENCODING: Final = sys.getfilesystemencoding()
+_FS_ERRORS: Final = sys.getfilesystemencodeerrors()
 
 log = get_logger(__name__)
 
@@ -78,7 +82,11 @@ def instance_limit_message() -> str:
 
 
 class _Libc:
-    """The three inotify calls, bound once."""
+    """The three inotify calls, bound once.
+
+    ``add_watch`` runs once per directory of a crawl, so it has no ``argtypes``: ctypes then passes
+    the ``int``s and ``bytes`` as they are, without a conversion object per argument (3.9 -> 3.5 µs
+    per call, most of which is the kernel's). Its mask fits a C ``int``."""
 
     def __init__(self) -> None:
         lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -86,7 +94,6 @@ class _Libc:
         self.init1.argtypes = [ctypes.c_int]
         self.init1.restype = ctypes.c_int
         self.add_watch = lib.inotify_add_watch
-        self.add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
         self.add_watch.restype = ctypes.c_int
         self.rm_watch = lib.inotify_rm_watch
         self.rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
@@ -135,7 +142,8 @@ class InotifyBackend(WatchBackend):
     def add_dir(self, path: str, *, rekey: bool = True) -> None:
         if path in self._wd_of:
             return
-        wd = self._libc.add_watch(self._fd, os.fsencode(path), WATCH_MASK)
+        # ``os.fsencode`` without its Python-level checks: ``path`` is a ``str`` here.
+        wd = self._libc.add_watch(self._fd, path.encode(_FS_ENCODING, _FS_ERRORS), WATCH_MASK)
         if wd < 0:
             err = ctypes.get_errno()
             if err == errno.ENOSPC:

@@ -33,6 +33,7 @@ KINDS: Final[tuple[Kind, ...]] = ("file", "dir", "symlink", "other")
 _KIND_INDEX: Final[dict[str, int]] = {k: i for i, k in enumerate(KINDS)}
 _FILE: Final = _KIND_INDEX["file"]
 _DIR: Final = _KIND_INDEX["dir"]
+_LINK: Final = _KIND_INDEX["symlink"]
 _OPEN: Final = float("inf")
 _SIZE_BITS: Final = 64
 _SIZE_MASK: Final = (1 << _SIZE_BITS) - 1
@@ -102,23 +103,32 @@ def _lstat(path: str, kind_index: int) -> int | None:
 
 
 class SortedPaths:
-    """A sorted set of paths with a fast "everything below this directory" query."""
+    """A set of paths with a fast "everything below this directory" query.
 
-    __slots__ = ("_items", "_set")
+    Paths added since the last query wait in ``_new`` and join the sorted list at the next query: a
+    crawl adds every subdirectory to the pruned boundary and removes it again a moment later, when
+    it lists it; that pair is then two set operations, not two bisections and list moves (0.8 ->
+    0.2 µs per directory)."""
+
+    __slots__ = ("_items", "_new", "_set")
 
     def __init__(self, items: Iterable[str] = ()) -> None:
         self._set = set(items)
         self._items = sorted(self._set)
+        self._new: set[str] = set()
 
     def add(self, path: str) -> None:
         if path not in self._set:
             self._set.add(path)
-            bisect.insort(self._items, path)
+            self._new.add(path)
 
     def discard(self, path: str) -> None:
         if path in self._set:
             self._set.discard(path)
-            del self._items[bisect.bisect_left(self._items, path)]
+            if path in self._new:
+                self._new.discard(path)
+            else:
+                del self._items[bisect.bisect_left(self._items, path)]
 
     def __contains__(self, path: object) -> bool:
         return path in self._set
@@ -127,18 +137,27 @@ class SortedPaths:
         return len(self._set)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._items))
+        return iter(list(self._sorted()))
 
     def under(self, top: str, *, include_self: bool = False) -> list[str]:
         """Paths strictly below ``top`` (and ``top`` itself when asked and present)."""
+        items = self._sorted()
         # '/' + 1 == '0': every "top/..." string sorts in [top + "/", top + "0").
         prefix = "/" if top == "/" else top + "/"
-        lo = bisect.bisect_left(self._items, prefix)
-        hi = bisect.bisect_left(self._items, prefix[:-1] + "0")
-        found = self._items[lo:hi]
+        lo = bisect.bisect_left(items, prefix)
+        hi = bisect.bisect_left(items, prefix[:-1] + "0")
+        found = items[lo:hi]
         if include_self and top in self._set:
             found.insert(0, top)
         return found
+
+    def _sorted(self) -> list[str]:
+        # One insertion each, as ``add`` did before it deferred them: never costlier than that (a
+        # sort of the whole list per query would compare every path when a few were added).
+        for path in self._new:
+            bisect.insort(self._items, path)
+        self._new.clear()
+        return self._items
 
 
 class Listing:
@@ -228,22 +247,21 @@ class Tree:
         When some are known already (watched roots inside), nothing is added: their paths are
         returned, for the caller to reconcile them and ``adopt`` the rest."""
         entries, dirs, files, links = self._entries, listing.dirs, listing.files, listing.links
-        keys = entries.keys()
-        if not (keys.isdisjoint(dirs) and keys.isdisjoint(files) and keys.isdisjoint(links)):
-            return [path for path in listing.paths() if path in entries]
-        # The bulk operations below run in C: a crawl adds thousands of entries per loop turn.
+        for group in (dirs, files, links):
+            for path in group:
+                if path in entries:
+                    return [p for p in listing.paths() if p in entries]
+        # Plain loops, not ``dict.update``/``isdisjoint``: compiled, they are direct dict and set
+        # operations without a temporary dict per group (1.8 -> 1.0 µs per directory of a crawl).
         self.mark_listed(parent)
-        kids, queue = self._children[parent], self._unstated
-        kids.update(dirs, files, links)
-        queue += dirs
-        queue += files
-        queue += links
-        entries.update(dict.fromkeys(dirs, _DIR | _UNSTATED))
-        entries.update(dict.fromkeys(files, _FILE | _UNSTATED))
-        if links:
-            entries.update(dict.fromkeys(links, _KIND_INDEX["symlink"] | _UNSTATED))
+        kids, queue, listed = self._children[parent], self._unstated, self._children
+        for group, value in ((dirs, _DIR | _UNSTATED), (files, _FILE | _UNSTATED), (links, _LINK | _UNSTATED)):
+            for path in group:
+                entries[path] = value
+                kids.add(path)
+                queue.append(path)
         for path in dirs:
-            if path not in self._children:
+            if path not in listed:
                 self.pruned.add(path)
         if self._late_until != _OPEN and self.late_since() is None:
             self._late_from_ns = listed_ns

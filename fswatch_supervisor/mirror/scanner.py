@@ -149,9 +149,8 @@ class _Progress:
         self._next_log += PROGRESS_EVERY_S
         self.limit_hit: WatchLimitReached | None = None
 
-    def tick(self, files: int) -> None:
-        self.dirs += 1
-        self.files += files
+    def log_due(self) -> None:
+        """Log ``crawl.progress`` if it is time (asked every ``YIELD_EVERY_DIRS``, not per directory)."""
         now = time.monotonic()
         if now >= self._next_log:
             self._next_log = now + PROGRESS_EVERY_S
@@ -182,7 +181,7 @@ class Crawler:
         ``rescan`` (after an overflow no event will explain it) say that its inode decides.
         """
         tree, progress = self._s.tree, _Progress(top)
-        needs_dir = self._s.needs_dir
+        needs_dir, emit = self._s.needs_dir, self._s.emit
         stack = [top]
         while stack:
             d = stack.pop()
@@ -198,12 +197,14 @@ class Crawler:
             if listing is None:
                 continue
             if isinstance(listing, Listing):
-                self._s.emit(self._adopt(d, listing, report=report))
+                changes = self._adopt(d, listing, report=report)
                 subdirs, count = listing.dirs, len(listing)
             else:
-                self._s.emit(self._reconcile(d, listing, report=report, rescan=rescan, baseline=baseline,
-                                             late_since=late_since))
+                changes = self._reconcile(d, listing, report=report, rescan=rescan, baseline=baseline,
+                                          late_since=late_since)
                 subdirs, count = [path for path, kind, _size, _mtime in listing if kind == "dir"], len(listing)
+            if changes:
+                emit(changes)
             if report:
                 # A cookie whose event was lost (an overflow) is still on disk: a sync waiting
                 # for it must not hang. The facade defers it until this crawl has finished.
@@ -212,8 +213,10 @@ class Crawler:
             for path in subdirs:
                 if tree.is_listed(path) or needs_dir(path):
                     stack.append(path)
-            progress.tick(count)
+            progress.files += count
+            progress.dirs += 1
             if progress.dirs % YIELD_EVERY_DIRS == 0:
+                progress.log_due()
                 await asyncio.sleep(0)
         self._finish(progress)
 
