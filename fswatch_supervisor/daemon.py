@@ -28,7 +28,7 @@ from fswatch_supervisor.logs import get_logger
 from fswatch_supervisor.memory import collect_cycles_rarely, trim_after_bursts
 from fswatch_supervisor.mirror import FsMirror
 from fswatch_supervisor.mirror.entries import Record
-from fswatch_supervisor.mirror.persist import write_model
+from fswatch_supervisor.mirror.persist import save_model
 from fswatch_supervisor.pipeline import Pipeline
 from fswatch_supervisor.recordlog import sync_and_close
 from fswatch_supervisor.registry import Registry, outermost
@@ -40,6 +40,8 @@ from fswatch_supervisor.store.eventstore import EventStore, FsyncPolicy
 from fswatch_supervisor.systemd import sd_notify
 
 log = get_logger(__name__)
+SAVE_WAITS_FOR_STATS = 10
+"""Housekeeping ticks (seconds) a model save waits for a crawl's background size reads at most."""
 
 
 class Supervisor:
@@ -192,6 +194,7 @@ class Supervisor:
                             registry: Registry, snapshot_path: Any) -> None:
         saved_at_changes = pipeline.changes_in
         last_save = last_retention = time.monotonic()
+        waited_for_stats = 0
         while True:
             await asyncio.sleep(1.0)
             service.expire()
@@ -208,10 +211,16 @@ class Supervisor:
                     if time.monotonic() - last_save < 3 * self.config.snapshot_interval_s:
                         continue
                     pipeline.flush()  # never postpone forever under a constant stream of changes
-                payload = mirror.encode()
+                # Right after a crawl its sizes are still being read, a chunk per loop turn; saving
+                # now would read them all at once (~50 ms for 15,000) and stall every client.
+                if mirror.reading_stats() and waited_for_stats < SAVE_WAITS_FOR_STATS:
+                    waited_for_stats += 1
+                    continue
+                waited_for_stats = 0
+                roots, records = mirror.saved_form()
                 service.roots_added = False  # before the write: a root added meanwhile is saved next time
                 saved_at_changes, last_save = pipeline.changes_in, time.monotonic()
-                await self._write_off_loop(write_model, snapshot_path, payload)
+                await self._write_off_loop(save_model, snapshot_path, roots, records)
 
     async def _write_off_loop(self, write: Callable[..., None], *args: Any) -> None:
         """Run a blocking write (fsync: tens of milliseconds on a busy disk, more for a big model) in

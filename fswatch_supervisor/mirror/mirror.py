@@ -194,18 +194,26 @@ class FsMirror:
     def entry_count(self) -> int:
         return len(self._state.tree)
 
-    def encode(self) -> bytes:
-        """The model in its saved form (``persist.write_model`` writes it). Sizes and mtimes still
-        unread are read first when they are few; many are saved unread (``entries.UNREAD_SIZE``)
-        rather than stall the loop."""
-        roots = {r: root.kind for r, root in self._state.roots.items() if root.refs > 0}
+    def saved_form(self) -> tuple[dict[str, str], list[Record]]:
+        """The model as it is saved: the roots (path → kind) and a copy of every record, which
+        ``persist.save_model`` may pack and write in another thread. Sizes and mtimes still unread
+        are read first when they are few; many are saved unread (``entries.UNREAD_SIZE``) rather
+        than stall the loop."""
+        roots: dict[str, str] = {r: root.kind for r, root in self._state.roots.items() if root.refs > 0}
         tree = self._state.tree
         if tree.unstated() <= SAVE_READS_MAX:
             tree.fill_stats(SAVE_READS_MAX)
-        return encode_model(roots, tree.all_records())
+        return roots, list(tree.all_records())
+
+    def encode(self) -> bytes:
+        return encode_model(*self.saved_form())
+
+    def reading_stats(self) -> bool:
+        """Whether the background reads of sizes and mtimes a crawl left are still going on."""
+        return self._filler is not None
 
     def save(self, path: Path) -> None:
-        """Persist the model now (blocking: the daemon's periodic save writes ``encode()`` in a thread)."""
+        """Persist the model now (blocking: the daemon's periodic save packs and writes in a thread)."""
         write_model(path, self.encode())
 
     def load(self, path: Path) -> dict[str, list[Record]]:

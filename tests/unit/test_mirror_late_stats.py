@@ -249,3 +249,17 @@ async def test_entries_moved_before_their_sizes_could_be_read_are_read_under_the
                 break
         assert tree.unstated() == 4  # queued again as b, b/f0.txt ... b/f2.txt
         await r.wait_for(lambda: tree.unstated() == 0)  # and read without waiting for another crawl
+
+
+@async_test
+async def test_the_saved_form_after_the_background_fill_holds_every_real_size(tmp_path: Path) -> None:
+    make_tree(tmp_path, ["a", "b"], files_per_dir=3)
+    (tmp_path / "a" / "f0.txt").write_text("twelve bytes")
+    async with Running() as r:
+        await r.mirror.add_root(str(tmp_path))
+        assert r.mirror.reading_stats()  # the daemon's periodic save waits for this to end
+        await r.wait_for(lambda: not r.mirror.reading_stats())
+        roots, records = r.mirror.saved_form()
+        assert roots == {str(tmp_path): "dir"}
+        assert all(size != entries.UNREAD_SIZE for _path, _kind, size, _mtime in records)
+        assert (str(tmp_path / "a" / "f0.txt"), "file", 12) in [(p, k, s) for p, k, s, _m in records]
