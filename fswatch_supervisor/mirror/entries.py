@@ -219,6 +219,12 @@ class Tree:
             value = self._state(path, value)
         return None if value is None else _unpack(value)
 
+    def known(self, path: str) -> Stat | None:
+        """What the model holds for ``path`` without reading anything: ``None`` when it has no
+        entry, or its size and mtime were not read yet."""
+        value = self._entries.get(path)
+        return None if value is None or value & _UNSTATED else _unpack(value)
+
     def kind(self, path: str) -> Kind | None:
         value = self._entries.get(path)
         return None if value is None else KINDS[value & 3]

@@ -100,9 +100,13 @@ class Normaliser:
         unsure, self._unsure = self._unsure, {}
         restat, self._restat = self._restat, set()
         arrived, self._arrived = self._arrived, set()
+        # Moved here with the model's size and mtime still current (no write to it this batch):
+        # a rename keeps both, so a difference is an entry renamed over it whose event is lost.
+        carried = arrived - restat
         restat.update(unsure)
         restat |= arrived
         replaced: list[str] = []
+        rewritten: list[tuple[str, Kind]] = []
         for path in restat:
             known = tree.kind(path)
             if known is None:
@@ -118,6 +122,10 @@ class Normaliser:
                     replaced.append(path)
                 continue
             _, kind, size, mtime_ns = item
+            if changes is None and path in carried and kind != "dir":
+                before = tree.known(path)
+                if before is not None and (before[1], before[2]) != (size, mtime_ns):
+                    rewritten.append((path, kind))
             tree.refresh(path, kind, size, mtime_ns)
             if changes is not None:
                 for change in changes:
@@ -125,6 +133,8 @@ class Normaliser:
                 self._guessed.pop(path, None)
         for path in replaced:  # after the loop: ``_appear`` may add to what it took
             self._appear(path, False, replacing=True)
+        for path, kind in rewritten:
+            self._out.append(Change("updated", path, kind, self._now, existed_before=True))
 
     def _guess(self, path: str) -> None:
         self._guessed[path] = None

@@ -31,7 +31,8 @@
    missing).
 8. A name renamed onto twice in a row, the second time from outside the watched set (``mv .keep cache;
    mv a/.f cache``, ``a`` not watched yet): the kernel drops a ``moved_to`` equal to the event before
-   it, ignoring the cookie, so only the first was read and ``cache`` stayed a symlink.
+   it, ignoring the cookie, so only the first was read and ``cache`` stayed a symlink. When the kind
+   stays the same (a file over the moved file), the size and mtime tell: a rename keeps both.
 9. A directory name taken by another, watched directory before the crawl of the new one ran (``mkdir
    .keep``, then ``mv .keep f; mv d.tmp .keep`` before the crawl): watching ``.keep`` returned
    ``d.tmp``'s watch, which took the name, the listing was attributed to the new directory, the moves
@@ -63,6 +64,7 @@ from fswatch_supervisor.registry import Registry
 from fswatch_supervisor.rules import RuleSet
 from fswatch_supervisor.store.eventstore import NewEvent
 from fswatch_supervisor.watchers import Watcher
+from tests.unit.test_mirror_late_stats import on_disk
 from tests.unit.test_mirror_normalise import Harness, Host, ev, move
 from tests.unit.test_mirror_support import Running, async_test, fdinfo_watches
 
@@ -188,12 +190,39 @@ def test_an_entry_renamed_over_a_moved_one_unseen_is_reported_with_its_kind(tmp_
     assert h.state.tree.kind(str(tmp_path / "cache")) == "file"
 
 
+def test_a_file_renamed_over_a_moved_file_unseen_is_reported_updated(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.state.tree.put(str(tmp_path / "x"), "file", 3, 1_000)  # what the model read of x before the move
+    (tmp_path / "d").write_text("what /elsewhere/y was")  # then `mv x d; mv /elsewhere/y d`, one event lost
+
+    h.apply(move(tmp_path / "x", tmp_path / "d", 1))
+
+    assert h.kinds() == [("moved", "d", "file"), ("updated", "d", "file")]
+    assert h.model(tmp_path / "d") == on_disk(str(tmp_path / "d"))
+
+
+def test_a_moved_file_alone_is_only_moved_also_after_a_write_in_the_same_read(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    for name in ("x", "y"):
+        (tmp_path / name).write_text(name)
+        h.state.tree.put(str(tmp_path / name), *on_disk(str(tmp_path / name)))
+    (tmp_path / "y").write_text("written, then moved")
+    os.rename(tmp_path / "x", tmp_path / "d")
+    os.rename(tmp_path / "y", tmp_path / "e")
+
+    h.apply(move(tmp_path / "x", tmp_path / "d", 1), ev(tmp_path / "y", "modified"),
+            move(tmp_path / "y", tmp_path / "e", 2))
+
+    assert h.kinds() == [("moved", "d", "file"), ("updated", "y", "file"), ("moved", "e", "file")]
+    assert h.model(tmp_path / "e") == on_disk(str(tmp_path / "e"))
+
+
 def test_a_directory_whose_name_a_file_took_already_is_still_a_directory(tmp_path: Path) -> None:
     h, host = Harness(tmp_path), Host()
     h.normaliser = Normaliser(h.state, host)
-    h.state.tree.put(str(tmp_path / "k"), "file", 0, 0)
     (tmp_path / "c").mkdir()
     (tmp_path / "b").write_text("was k")  # the disk is ahead of the events
+    h.state.tree.put(str(tmp_path / "k"), *on_disk(str(tmp_path / "b")))  # as read before its move
 
     h.apply(ev(tmp_path / "b", "created", is_dir=True), move(tmp_path / "b", tmp_path / "c", 1, is_dir=True),
             move(tmp_path / "k", tmp_path / "b", 2))
