@@ -34,7 +34,8 @@ from fswatch_supervisor.errors import (
 from fswatch_supervisor.eventmodel import format_id, format_time
 from fswatch_supervisor.logs import get_logger
 from fswatch_supervisor.mirror import FsMirror
-from fswatch_supervisor.mirror.entries import Record, tree_order
+from fswatch_supervisor.mirror.entries import Record
+from fswatch_supervisor.mirror.paths import tree_order
 from fswatch_supervisor.pipeline import Pipeline
 from fswatch_supervisor.registry import Registry
 from fswatch_supervisor.rules import RuleError, RuleSet

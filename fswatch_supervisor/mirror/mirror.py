@@ -22,9 +22,10 @@ from fswatch_supervisor.backends.base import WatchBackend
 from fswatch_supervisor.changes import Change
 from fswatch_supervisor.errors import WatchError, WatchPermission
 from fswatch_supervisor.logs import get_logger
-from fswatch_supervisor.mirror.entries import Record, is_under, kind_of_mode, parent_of, tree_order
+from fswatch_supervisor.mirror.entries import Record, kind_of_mode
 from fswatch_supervisor.mirror.normalise import Normaliser
 from fswatch_supervisor.mirror.pairing import MOVE_GRACE_S, MovePairer
+from fswatch_supervisor.mirror.paths import is_under, parent_of, tree_order
 from fswatch_supervisor.mirror.persist import encode_model, load_model, write_model
 from fswatch_supervisor.mirror.scanner import Baseline, Crawler, changed, stat_path
 from fswatch_supervisor.mirror.state import MirrorState, NeedsDir

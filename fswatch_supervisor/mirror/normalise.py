@@ -30,8 +30,8 @@ from typing import Final, Protocol
 
 from fswatch_supervisor.backends.rawevent import RawEvent
 from fswatch_supervisor.changes import Change, Kind
-from fswatch_supervisor.mirror.entries import parent_of
 from fswatch_supervisor.mirror.pairing import Move, Op
+from fswatch_supervisor.mirror.paths import parent_of
 from fswatch_supervisor.mirror.scanner import is_cookie, stat_path
 from fswatch_supervisor.mirror.state import MirrorState
 

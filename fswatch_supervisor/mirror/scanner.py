@@ -29,7 +29,8 @@ from typing import Final, cast
 from fswatch_supervisor.changes import Change, Kind
 from fswatch_supervisor.errors import WatchedElsewhere, WatchError, WatchLimitReached, WatchPermission
 from fswatch_supervisor.logs import get_logger
-from fswatch_supervisor.mirror.entries import UNREAD_SIZE, Listing, Stat, kind_of_mode, parent_of
+from fswatch_supervisor.mirror.entries import UNREAD_SIZE, Listing, Stat, kind_of_mode
+from fswatch_supervisor.mirror.paths import parent_of
 from fswatch_supervisor.mirror.state import MirrorState
 
 COOKIE_PREFIX: Final = ".fswatch-cookie-"

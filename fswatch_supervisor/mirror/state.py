@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from fswatch_supervisor.backends.base import WatchBackend
 from fswatch_supervisor.changes import Change, Kind
-from fswatch_supervisor.mirror.entries import SortedPaths, Tree, is_under, parent_of
+from fswatch_supervisor.mirror.entries import Tree
+from fswatch_supervisor.mirror.paths import SortedPaths, is_under, parent_of
 from fswatch_supervisor.mirror.watchset import WatchSet
 
 NeedsDir = Callable[[str], bool]

@@ -9,7 +9,7 @@ and released when the last one goes, so overlapping watchers share one watch per
 from __future__ import annotations
 
 from fswatch_supervisor.backends.base import WatchBackend
-from fswatch_supervisor.mirror.entries import is_under, parent_of
+from fswatch_supervisor.mirror.paths import is_under, parent_of
 
 
 class WatchSet:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fswatch_supervisor.mirror.entries import SortedPaths, is_under
+from fswatch_supervisor.mirror.paths import SortedPaths, is_under
 
 NAMES = ["a", "a-b", "a.c", "b", "a0"]  # '-' and '.' sort before '/'
 paths = st.lists(st.sampled_from(NAMES), min_size=1, max_size=3).map(lambda c: "/r/" + "/".join(c))

@@ -7,7 +7,8 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fswatch_supervisor.mirror.entries import Tree, tree_order
+from fswatch_supervisor.mirror.entries import Tree
+from fswatch_supervisor.mirror.paths import tree_order
 
 NAMES = ["a", "a-b", "a.c", "b", "a0", "ab"]  # '-' and '.' sort before '/', which plain order trips on
 
