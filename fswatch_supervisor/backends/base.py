@@ -47,13 +47,9 @@ class WatchBackend(abc.ABC):
     @abc.abstractmethod
     def moved_dir(self, old: str, new: str) -> None:
         """The mirror applies the rename of a watched subtree from ``old`` to ``new``: keep its
-        watches, fix their paths (a backend that did so as it read the rename does nothing)."""
-
-    def give_back(self, old: str, new: str) -> None:
-        """The mirror is about to release the subtree that the rename ``old`` → ``new`` replaced,
-        by name: the watches the rename took along go back to ``old`` until ``moved_dir`` (or
-        releasing ``old``) follows."""
-        self.moved_dir(new, old)
+        watches, under their new names. Paths given to this backend are the mirror's, as of the
+        events it has applied; a backend that names events by what it read since (inotify's
+        re-keying of a rename as it reads the pair) keeps the two apart."""
 
     @abc.abstractmethod
     def watch_count(self) -> int:

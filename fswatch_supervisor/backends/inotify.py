@@ -6,9 +6,14 @@ so a busy loop never lets the kernel queue overflow. The mask never includes ope
 those events are pure noise for a mirror and, on a crawl of a 5,000-directory tree, they alone
 overflowed the kernel queue (watchdog's default mask).
 
-Watch descriptors follow inodes, not paths, so when a watched directory is renamed inside the
-watched set (a ``moved_from``/``moved_to`` pair with the same cookie) the backend re-keys its
-paths at once, before translating the events that follow in the same read.
+Watch descriptors follow inodes, not paths, and every watch has two names. Its *read* name is
+the directory's path as of the last event read: a rename inside the watched set (a
+``moved_from``/``moved_to`` pair with the same cookie) changes it at once, before the events that
+follow in the same read are translated. Its *applied* name is the mirror's: it changes when the
+mirror applies that rename (``moved_dir``), which may be a read later, after events that still
+use the old names. Every call from the mirror (``add_dir``, ``remove_dir``, ``moved_dir``) speaks
+applied names, so a name that a later rename of the same read took over (``mv a b; mv c a``)
+still means what the mirror means by it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import select
 import sys
 from collections import OrderedDict
+from collections.abc import MutableMapping
 from typing import Final
 
 from fswatch_supervisor.backends.base import OnEvents, RawEvent, WatchBackend
@@ -114,16 +120,16 @@ class InotifyBackend(WatchBackend):
             raise WatchError(f"inotify_init1 failed: {os.strerror(err)}")
         self._fd = fd
         self._path_of: dict[int, str] = {}
+        """wd -> read name: what ``parse`` prefixes event names with."""
+        self._read_wd: dict[str, int] = {}
+        self._name_of: dict[int, str] = {}
+        """wd -> applied name (the mirror's)."""
         self._wd_of: dict[str, int] = {}
         self._dropped: set[int] = set()
         """wds we removed ourselves whose IN_IGNORED has not been read yet: a late IN_IGNORED must
         not drop a newer watch that the kernel gave the same number."""
         self._moves: OrderedDict[int, str] = OrderedDict()
         """cookie -> old path of a directory ``moved_from`` still waiting for its ``moved_to``."""
-        self._renamed: OrderedDict[tuple[str, str], int] = OrderedDict()
-        """Renames whose watches took their new names as the pair was read, not yet applied by the
-        mirror (how many of each): applying one must not move again what a later rename of the
-        same read put under its old name (``mv a b; mv c a``)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_events: OnEvents | None = None
         self._drainer: QueueDrainer | None = None
@@ -151,54 +157,41 @@ class InotifyBackend(WatchBackend):
             if err == errno.EACCES:
                 raise WatchPermission(f"permission denied watching {path}")
             raise WatchError(f"cannot watch {path}: {os.strerror(err)}")
-        old = self._path_of.get(wd)
-        if old is not None and old != path:
-            if not rekey:
-                raise WatchedElsewhere(f"{path} is watched as {old}: a rename not read yet")
-            # Same inode under a new name: a rename we did not see paired. The inode wins.
-            self._wd_of.pop(old, None)
+        held_as = self._name_of.get(wd)
+        if held_as is not None and held_as != path and not rekey:
+            raise WatchedElsewhere(f"{path} is watched as {held_as}: a rename not applied yet")
+        # Otherwise, the same inode under a new name with no event left to explain it: the inode
+        # wins, and the mirror's release of the old name then finds no watch there.
         self._dropped.discard(wd)
-        self._path_of[wd] = path
-        self._wd_of[path] = wd
+        self._unname(wd)
+        self._path_of[wd] = self._name_of[wd] = path
+        self._read_wd[path] = self._wd_of[path] = wd
 
     def remove_dir(self, path: str) -> None:
-        wd = self._wd_of.pop(path, None)
+        wd = self._wd_of.get(path)
         if wd is None:
             return
-        del self._path_of[wd]
+        self._unname(wd)
         if self._libc.rm_watch(self._fd, wd) == 0:
             self._dropped.add(wd)
 
     def moved_dir(self, old: str, new: str) -> None:
-        if not self._applied((old, new)):
-            self._rename(old, new)  # a rename read without its pair: the mirror paired it
+        # The read names moved when the pair was read (``_dir_moved``): the kernel puts both halves
+        # of a rename next to each other, so the backend pairs every rename the mirror pairs.
+        _rename(self._wd_of, self._name_of, old, new)
 
-    def give_back(self, old: str, new: str) -> None:
-        self._applied((old, new))
-        self._rename(new, old)
-
-    def _applied(self, pair: tuple[str, str]) -> bool:
-        """Whether ``pair`` was renamed as it was read; it is not pending any more."""
-        left = self._renamed.get(pair, 0)
-        if left > 1:
-            self._renamed[pair] = left - 1
-        elif left:
-            del self._renamed[pair]
-        return left > 0
-
-    def _rename(self, old: str, new: str) -> None:
-        prefix = old + "/"
-        moved = [p for p in self._wd_of if p == old or p.startswith(prefix)]
-        for path in moved:
-            wd = self._wd_of.pop(path)
-            self._path_of[wd] = renamed = new + path[len(old):]
-            self._wd_of[renamed] = wd
+    def _unname(self, wd: int) -> None:
+        """Forget both names of ``wd``; each name table keeps a name that means another watch now."""
+        for wd_of, name_of in ((self._read_wd, self._path_of), (self._wd_of, self._name_of)):
+            name = name_of.pop(wd, None)
+            if name is not None and wd_of.get(name) == wd:
+                del wd_of[name]
 
     def watch_count(self) -> int:
-        return len(self._wd_of)
+        return len(self._path_of)
 
     def is_watched(self, path: str) -> bool:
-        return path in self._wd_of
+        return path in self._read_wd
 
     def events_pending(self) -> bool:
         if self._fd < 0:
@@ -215,9 +208,8 @@ class InotifyBackend(WatchBackend):
             self._drainer.stop()
         os.close(self._fd)
         self._fd = -1
-        self._path_of.clear()
-        self._wd_of.clear()
-        self._renamed.clear()
+        for names in (self._path_of, self._read_wd, self._name_of, self._wd_of):
+            names.clear()
 
     def _on_chunks(self, chunks: list[bytes]) -> None:
         events: list[RawEvent] = []
@@ -249,17 +241,22 @@ class InotifyBackend(WatchBackend):
         else:
             old = self._moves.pop(cookie, None)
             if old is not None:
-                self._rename(old, path)
-                pair = (old, path)
-                self._renamed[pair] = self._renamed.get(pair, 0) + 1
-                self._renamed.move_to_end(pair)
-                if len(self._renamed) > _PENDING_MOVES:
-                    self._renamed.popitem(last=False)
+                _rename(self._read_wd, self._path_of, old, path)
 
     def _forget(self, wd: int) -> None:
+        """The kernel dropped ``wd`` (its directory is gone): forget both of its names."""
         if wd in self._dropped:
             self._dropped.discard(wd)
             return
-        path = self._path_of.pop(wd, None)
-        if path is not None and self._wd_of.get(path) == wd:
-            del self._wd_of[path]
+        self._unname(wd)
+
+
+def _rename(wd_of: MutableMapping[str, int], name_of: MutableMapping[int, str], old: str, new: str) -> None:
+    """Rename, in one of the two name tables, every watch at or below ``old`` to below ``new``. A
+    watch named ``new`` already (the empty directory the rename replaced) keeps its name in
+    ``name_of`` until the kernel drops it, but ``new`` now means the moved one."""
+    prefix = old + "/"
+    for path in [p for p in wd_of if p == old or p.startswith(prefix)]:
+        wd = wd_of.pop(path)
+        name_of[wd] = renamed = new + path[len(old):]
+        wd_of[renamed] = wd

@@ -51,7 +51,7 @@ class FsMirror:
         self._on_changes = on_changes
         self._on_cookie = on_cookie
         self._state = MirrorState(backend, needs_dir, self._emit)
-        self._crawler = Crawler(self._state, self.cookie, self._crawl_after_pending)
+        self._crawler = Crawler(self._state, self.cookie, self._crawl_after_pending, self._events_waiting)
         self._normaliser = Normaliser(self._state, self)
         self._move_grace_s = move_grace_s
         self._pairer: MovePairer | None = None
@@ -236,13 +236,17 @@ class FsMirror:
         still disagrees then is settled by the inode."""
         async def job() -> None:
             for _ in range(PENDING_WAIT_TURNS):
-                if not (self._backend.events_pending() or self._pairer is not None and self._pairer.holding):
+                if not self._events_waiting():
                     break
                 await asyncio.sleep(PENDING_WAIT_S)
             await self._crawler.crawl(path, report=True, rekey=True)
             self._fill_later()
 
         self._enqueue(job)
+
+    def _events_waiting(self) -> bool:
+        """Whether events are still to be applied: unread, being read, or held by the pairer."""
+        return self._backend.events_pending() or self._pairer is not None and self._pairer.holding
 
     def cookie(self, path: str) -> None:
         if self._busy:

@@ -133,8 +133,9 @@ class Normaliser:
                 self._guessed.pop(path, None)
         for path in replaced:  # after the loop: ``_appear`` may add to what it took
             self._appear(path, False, replacing=True)
-        for path, kind in rewritten:
+        for path, kind in rewritten:  # reported once: a write read later in this batch adds nothing
             self._out.append(Change("updated", path, kind, self._now, existed_before=True))
+            self._fresh.add(path)
 
     def _guess(self, path: str) -> None:
         self._guessed[path] = None
@@ -254,10 +255,6 @@ class Normaliser:
         kind = tree.kind(src) if s.ws.covers(src) else None
         if not s.ws.covers(dst):
             if kind is not None:
-                if s.ws.is_watched(parent_of(dst)):
-                    # The backend saw both halves and re-keyed the watches to ``dst``; they are
-                    # released under their old names below, so give the names back first.
-                    s.ws.backend.give_back(src, dst)
                 self._vanish(src)
             return
         if kind is None:
@@ -266,11 +263,6 @@ class Normaliser:
         self._out += s.vanish_roots(src, self._now)
         existed = dst in tree
         if existed:
-            if kind == "dir" and tree.is_listed(src):
-                # The backend re-keyed the moved directory's watches to ``dst`` when it read the
-                # pair, over those of the directory it replaced: give the names back first, or
-                # releasing the replaced subtree removes the moved directory's own watches.
-                s.ws.backend.give_back(src, dst)
             self._out += s.drop_subtree(dst, self._now, report=False)
             self._unsure.pop(dst, None)
         listed = tree.move(src, dst)
@@ -309,7 +301,7 @@ class Normaliser:
         prefix, cut = src + "/", len(src)
         for path in [p for p in self._unsure if p.startswith(prefix)]:
             self._unsure[dst + path[cut:]] = self._unsure.pop(path)
-        for paths in (self._restat, self._fresh, self._recheck):
+        for paths in (self._restat, self._fresh, self._recheck, self._arrived):
             below = [p for p in paths if p.startswith(prefix)]
             paths.difference_update(below)
             paths.update(dst + p[cut:] for p in below)

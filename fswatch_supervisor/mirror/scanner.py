@@ -160,10 +160,11 @@ class _Progress:
 
 class Crawler:
     def __init__(self, state: MirrorState, on_cookie: Callable[[str], None],
-                 crawl_after_pending: Callable[[str], None]) -> None:
+                 crawl_after_pending: Callable[[str], None], events_waiting: Callable[[], bool]) -> None:
         self._s = state
         self._on_cookie = on_cookie
         self._crawl_after_pending = crawl_after_pending
+        self._events_waiting = events_waiting
 
     async def crawl(self, top: str, *, report: bool, rescan: bool = False,
                     baseline: Baseline | None = None, strict: bool = False, limit_fatal: bool = False,
@@ -268,7 +269,7 @@ class Crawler:
         try:
             self._s.ws.hold(d, rekey=rekey)
         except WatchedElsewhere:
-            if self._s.ws.backend.events_pending():
+            if self._events_waiting():
                 raise
             self._s.ws.hold(d, rekey=True)  # nothing left to read: the inode decides
 

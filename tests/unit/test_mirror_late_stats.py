@@ -32,7 +32,7 @@ class Crawled:
         self.tree = self.state.tree
         self.tree.put(self.top, "dir", 0, 0)
         self.put_off: list[str] = []
-        self.crawler = Crawler(self.state, self.cookies.append, self.put_off.append)
+        self.crawler = Crawler(self.state, self.cookies.append, self.put_off.append, lambda: False)
 
     def crawl(self, *, report: bool = False, rescan: bool = False, baseline: Baseline | None = None,
               late_since: int | None = None) -> None:
