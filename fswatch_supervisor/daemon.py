@@ -205,17 +205,17 @@ class Supervisor:
                 last_retention = time.monotonic()
             due = time.monotonic() - last_save >= self.config.snapshot_interval_s
             if service.ready and (service.roots_added or due and pipeline.changes_in != saved_at_changes):
+                # Right after a crawl its sizes are still being read, a chunk per loop turn; saving
+                # now would read them all at once (~50 ms for 15,000) and stall every client.
+                if mirror.reading_stats() and waited_for_stats < SAVE_WAITS_FOR_STATS:
+                    waited_for_stats += 1
+                    continue
                 # The model already holds changes that wait in coalescing windows; a snapshot taken
                 # now and a crash before they are stored would hide them from the restart's rescan.
                 if pipeline.stats()["coalescing_pending"]:
                     if time.monotonic() - last_save < 3 * self.config.snapshot_interval_s:
                         continue
                     pipeline.flush()  # never postpone forever under a constant stream of changes
-                # Right after a crawl its sizes are still being read, a chunk per loop turn; saving
-                # now would read them all at once (~50 ms for 15,000) and stall every client.
-                if mirror.reading_stats() and waited_for_stats < SAVE_WAITS_FOR_STATS:
-                    waited_for_stats += 1
-                    continue
                 waited_for_stats = 0
                 roots, records = mirror.saved_form()
                 service.roots_added = False  # before the write: a root added meanwhile is saved next time
