@@ -40,16 +40,22 @@ class WatchBackend(abc.ABC):
         watch takes the name ``path`` (the inode wins); with ``rekey`` false it raises
         ``WatchedElsewhere`` instead and changes nothing. Backends that cannot tell ignore ``rekey``."""
 
+    def recheck_dir(self, path: str) -> None:
+        """Events were lost (an overflow's rescan): make the watch at ``path`` the one of the
+        directory there now, whatever renames were missed. Backends that watch by path need not."""
+        return None
+
     @abc.abstractmethod
     def remove_dir(self, path: str) -> None:
         """Stop watching ``path``; idempotent, never raises for a directory that is gone."""
 
     @abc.abstractmethod
-    def moved_dir(self, old: str, new: str) -> None:
+    def moved_dir(self, old: str, new: str, watched: list[tuple[str, str]]) -> None:
         """The mirror applies the rename of a watched subtree from ``old`` to ``new``: keep its
-        watches, under their new names. Paths given to this backend are the mirror's, as of the
-        events it has applied; a backend that names events by what it read since (inotify's
-        re-keying of a rename as it reads the pair) keeps the two apart."""
+        watches, under their new names. ``watched`` holds the ``(old, new)`` path of every
+        directory at or below ``old`` that the mirror has a watch on. Paths given to this backend
+        are the mirror's, as of the events it has applied; a backend that names events by what it
+        read since (inotify's re-keying of a rename as it reads the pair) keeps the two apart."""
 
     @abc.abstractmethod
     def watch_count(self) -> int:

@@ -146,8 +146,19 @@ class InotifyBackend(WatchBackend):
         self._drainer.start()
 
     def add_dir(self, path: str, *, rekey: bool = True) -> None:
-        if path in self._wd_of:
-            return
+        if path not in self._wd_of:
+            self._watch(path, rekey=rekey)
+
+    def recheck_dir(self, path: str) -> None:
+        before = self._wd_of.get(path)
+        if self._watch(path, rekey=True) != before and before is not None:
+            # The directory that was here is elsewhere (a rescan reaching it there watches it
+            # anew) or outside the watched set, where its events would come under this name.
+            self._unname(before)
+            if self._libc.rm_watch(self._fd, before) == 0:
+                self._dropped.add(before)
+
+    def _watch(self, path: str, *, rekey: bool) -> int:
         # ``os.fsencode`` without its Python-level checks: ``path`` is a ``str`` here.
         wd = self._libc.add_watch(self._fd, path.encode(_FS_ENCODING, _FS_ERRORS), WATCH_MASK)
         if wd < 0:
@@ -166,6 +177,7 @@ class InotifyBackend(WatchBackend):
         self._unname(wd)
         self._path_of[wd] = self._name_of[wd] = path
         self._read_wd[path] = self._wd_of[path] = wd
+        return int(wd)
 
     def remove_dir(self, path: str) -> None:
         wd = self._wd_of.get(path)
@@ -175,10 +187,15 @@ class InotifyBackend(WatchBackend):
         if self._libc.rm_watch(self._fd, wd) == 0:
             self._dropped.add(wd)
 
-    def moved_dir(self, old: str, new: str) -> None:
+    def moved_dir(self, old: str, new: str, watched: list[tuple[str, str]]) -> None:
         # The read names moved when the pair was read (``_dir_moved``): the kernel puts both halves
-        # of a rename next to each other, so the backend pairs every rename the mirror pairs.
-        _rename(self._wd_of, self._name_of, old, new)
+        # of a rename next to each other, so the backend pairs every rename the mirror pairs. The
+        # mirror names the watches it moves: no scan of every watch (~7 ms at 100,000).
+        for before, after in watched:
+            wd = self._wd_of.pop(before, None)
+            if wd is not None:
+                self._name_of[wd] = after
+                self._wd_of[after] = wd
 
     def _unname(self, wd: int) -> None:
         """Forget both names of ``wd``; each name table keeps a name that means another watch now."""
@@ -208,8 +225,9 @@ class InotifyBackend(WatchBackend):
             self._drainer.stop()
         os.close(self._fd)
         self._fd = -1
-        for names in (self._path_of, self._read_wd, self._name_of, self._wd_of):
+        for names in (self._path_of, self._read_wd, self._name_of, self._wd_of, self._moves):
             names.clear()
+        self._dropped.clear()
 
     def _on_chunks(self, chunks: list[bytes]) -> None:
         events: list[RawEvent] = []
@@ -228,7 +246,9 @@ class InotifyBackend(WatchBackend):
         elif mask & IN_IGNORED:
             self._forget(wd)
         elif mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT):
-            base = self._path_of.get(wd)
+            # Under the mirror's name: it is about the directory the mirror knows, and a rename
+            # the mirror does not follow (a root's, beside a single watched file) keeps that name.
+            base = self._name_of.get(wd)
             if base is not None:
                 out.append(RawEvent(base, "dir_gone", True))
         # Other events about the directory itself duplicate what its parent's watch reports.

@@ -101,7 +101,7 @@ class WatchdogBackend(WatchBackend):
                 except WatchError:
                     self._held.discard(p)
 
-    def moved_dir(self, old: str, new: str) -> None:
+    def moved_dir(self, old: str, new: str, watched: list[tuple[str, str]]) -> None:
         # A recursive OS watch keeps following the moved tree under its old name in watchdog, so
         # only the bookkeeping moves; a moved top is re-scheduled at its new path.
         moved = [p for p in self._held if _under(p, old)]

@@ -27,14 +27,13 @@ from fswatch_supervisor.mirror.normalise import Normaliser
 from fswatch_supervisor.mirror.pairing import MOVE_GRACE_S, MovePairer
 from fswatch_supervisor.mirror.paths import is_under, parent_of, tree_order
 from fswatch_supervisor.mirror.persist import encode_model, load_model, write_model
-from fswatch_supervisor.mirror.scanner import Baseline, Crawler, changed, stat_path
+from fswatch_supervisor.mirror.scanner import Baseline, Crawler, changed, stat_path, wait_while
 from fswatch_supervisor.mirror.state import MirrorState, NeedsDir
 
 Job = Callable[[], Awaitable[None]]
 FILL_CHUNK = 128
 """Late ``lstat``s per loop turn (~0.4 ms). An RPC takes several loop turns, each of which may wait
 for one chunk: at 1,024 (3 ms) the requests right after a big crawl took 15–20 ms instead of 2."""
-PENDING_WAIT_TURNS, PENDING_WAIT_S = 200, 0.005
 """How long a crawl put off for a rename not read yet waits for it at most (~1 s)."""
 SAVE_READS_MAX = 16384
 """Unread sizes ``save`` reads before saving (~40 ms); beyond, it saves them unread."""
@@ -224,6 +223,10 @@ class FsMirror:
 
     def request_crawl(self, path: str) -> None:
         async def job() -> None:
+            # Events the pairer holds were read after the one that asked for this crawl: a rename
+            # of ``path`` among them (``mv a b; mkdir a``) must move the model first, or the new
+            # directory's listing would be taken for the old one's.
+            await wait_while(self._pairer_holding)
             await self._crawler.crawl(path, report=True)
             self._fill_later()
 
@@ -235,10 +238,7 @@ class FsMirror:
         (it moves the model's entry and its watch, and whatever was at ``path`` before). Whatever
         still disagrees then is settled by the inode."""
         async def job() -> None:
-            for _ in range(PENDING_WAIT_TURNS):
-                if not self._events_waiting():
-                    break
-                await asyncio.sleep(PENDING_WAIT_S)
+            await self._crawler.wait_applied()
             await self._crawler.crawl(path, report=True, rekey=True)
             self._fill_later()
 
@@ -246,7 +246,10 @@ class FsMirror:
 
     def _events_waiting(self) -> bool:
         """Whether events are still to be applied: unread, being read, or held by the pairer."""
-        return self._backend.events_pending() or self._pairer is not None and self._pairer.holding
+        return self._backend.events_pending() or self._pairer_holding()
+
+    def _pairer_holding(self) -> bool:
+        return self._pairer is not None and self._pairer.holding
 
     def cookie(self, path: str) -> None:
         if self._busy:

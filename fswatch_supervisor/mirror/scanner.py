@@ -36,6 +36,9 @@ from fswatch_supervisor.mirror.state import MirrorState
 COOKIE_PREFIX: Final = ".fswatch-cookie-"
 _COOKIE_MARK: Final = "/" + COOKIE_PREFIX
 YIELD_EVERY_DIRS: Final = 256
+PENDING_WAIT_TURNS: Final = 200
+PENDING_WAIT_S: Final = 0.005
+"""How long a crawl waits for queued events to be applied (at most 1 s) before the inode decides."""
 PROGRESS_EVERY_S: Final = 2.0
 
 ScanItem = tuple[str, Kind, int, int]
@@ -158,6 +161,14 @@ class _Progress:
             log.info("crawl.progress", dirs=self.dirs, files=self.files, root=self.top)
 
 
+async def wait_while(busy: Callable[[], bool]) -> None:
+    """Wait until ``busy()`` is false, checking every ``PENDING_WAIT_S``, at most 1 s."""
+    for _ in range(PENDING_WAIT_TURNS):
+        if not busy():
+            return
+        await asyncio.sleep(PENDING_WAIT_S)
+
+
 class Crawler:
     def __init__(self, state: MirrorState, on_cookie: Callable[[str], None],
                  crawl_after_pending: Callable[[str], None], events_waiting: Callable[[], bool]) -> None:
@@ -179,12 +190,14 @@ class Crawler:
         the rescan may run much later, and the distrust of late values must not end meanwhile.
 
         A directory found watched under another name (renamed since it was queued, and the rename
-        not read yet) is put off until the queued events are applied, unless ``rekey`` or
-        ``rescan`` (after an overflow no event will explain it) say that its inode decides.
+        not applied yet) is put off until the queued events are applied, unless ``rekey`` or
+        ``rescan`` (after an overflow no event will explain it) say that its inode decides. A
+        ``strict`` top (a new root) cannot be put off: the crawl waits for those events instead.
         """
         tree, progress = self._s.tree, _Progress(top)
         needs_dir, emit = self._s.needs_dir, self._s.emit
         stack = [top]
+        top_waited = False
         while stack:
             d = stack.pop()
             if tree.kind(d) != "dir" or (d != top and not tree.is_listed(parent_of(d))):
@@ -194,8 +207,14 @@ class Crawler:
                 stack.extend(p for p in tree.pruned.under(d) if needs_dir(p))
                 continue
             cookies: list[str] = []
-            listing = self._visit(d, progress, cookies, stats=rescan, strict=strict and d == top,
-                                  limit_fatal=limit_fatal, rekey=rekey or rescan)
+            try:
+                listing = self._visit(d, progress, cookies, stats=rescan, strict=strict and d == top,
+                                      limit_fatal=limit_fatal, rekey=rekey or rescan or top_waited)
+            except WatchedElsewhere:  # only a strict top: the rename that explains it moves it first
+                top_waited = True
+                await self.wait_applied()
+                stack.append(d)
+                continue
             if listing is None:
                 continue
             if isinstance(listing, Listing):
@@ -231,8 +250,14 @@ class Crawler:
             progress.unwatched += 1
             return None
         try:
-            self._hold(d, rekey=rekey or strict)
+            if was_listed and stats:
+                # A rescan: events were lost, renames among them; make the watch this directory's.
+                self._s.ws.recheck(d)
+            else:
+                self._hold(d, rekey=rekey)
         except WatchedElsewhere:
+            if strict:
+                raise
             self._crawl_after_pending(d)
             return None
         except WatchLimitReached as exc:
@@ -262,6 +287,10 @@ class Crawler:
                 raise WatchPermission(f"cannot read directory {d}: {exc.strerror}") from exc
             self._watch_error(d, f"cannot read directory {d}: {exc.strerror}")
             return None
+
+    async def wait_applied(self) -> None:
+        """Wait (at most 1 s) until no event is left to apply."""
+        await wait_while(self._events_waiting)
 
     def _hold(self, d: str, *, rekey: bool) -> None:
         """Watch ``d``; raises ``WatchedElsewhere`` when its inode is watched under another name and

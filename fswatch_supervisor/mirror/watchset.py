@@ -29,6 +29,10 @@ class WatchSet:
             self.backend.add_dir(path, rekey=rekey)
         self._listed.add(path)
 
+    def recheck(self, path: str) -> None:
+        """The listed ``path`` is rescanned after lost events: its watch must be this directory's."""
+        self.backend.recheck_dir(path)
+
     def drop(self, path: str) -> None:
         if path not in self._listed:
             return
@@ -79,11 +83,13 @@ class WatchSet:
         """The subtree ``old`` was renamed to ``new``: re-key every reason below it, keep the watches.
         ``listed`` holds the ``(old, new)`` listed directories (from ``Tree.move``)."""
         cut = len(old)
-        for before, after in listed:
-            if before in self._listed:
-                self._listed.discard(before)
-                self._listed.add(after)
+        watched = [(before, after) for before, after in listed if before in self._listed]
+        for before, after in watched:
+            self._listed.discard(before)
+            self._listed.add(after)
         for parent in [p for p in self._file_parents if is_under(p, old)]:
             files = self._file_parents.pop(parent)
             self._file_parents[new + parent[cut:]] = {new + f[cut:] for f in files}
-        self.backend.moved_dir(old, new)
+            if new + parent[cut:] not in self._listed:  # a listed one is in ``watched`` already
+                watched.append((parent, new + parent[cut:]))
+        self.backend.moved_dir(old, new, watched)

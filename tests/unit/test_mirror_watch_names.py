@@ -17,6 +17,18 @@ followed. These sequences (a review's reproducers) broke that:
    backend no longer had: the kernel watch stayed for good.
 5. More than 1,024 renames in one delivery (the counts were bounded): the oldest were applied twice.
 
+A second review then tried to break the two names (a regression of theirs first, then older bugs):
+
+6. A root added on a rename's destination while the pairer held the rename took the watch over by
+   its inode; the held move, applied next, released the destination, and with it that watch.
+7. A directory root beside a single watched file, renamed: the backend re-keyed its read name, so
+   ``IN_MOVE_SELF`` named the new path and the root was never reported gone. ``dir_gone`` now
+   carries the mirror's name.
+8. A swap, or a rename and a new directory at the old name, lost in an overflow: the rescan re-listed
+   the directories without re-checking their watches, so events kept coming under crossed names.
+9. A crawl of a new directory run while the pairer held ``mv a b; mkdir a``: it listed the new ``a``
+   as the old one, and the held move carried that listing to ``b``.
+
 And one of the normaliser's: a file moved over whose lost ``moved_to`` was detected (size or mtime
 changed) was reported ``updated`` again for a write read later in the same batch.
 """
@@ -25,10 +37,74 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
+from collections.abc import Callable
 from pathlib import Path
 
-from fswatch_supervisor.backends.inotify import IN_MOVED_FROM, IN_MOVED_TO, InotifyBackend
+import pytest
+
+from fswatch_supervisor.backends.inotify import IN_MOVED_FROM, IN_MOVED_TO, IN_Q_OVERFLOW, InotifyBackend
 from tests.unit.test_mirror_support import Running, async_test, fdinfo_watches
+
+
+class _LosingOneRead(InotifyBackend):
+    """Replaces the next read with an overflow, as when the kernel queue overflowed."""
+
+    lose_next = False
+
+    def _on_chunks(self, chunks: list[bytes]) -> None:
+        if self.lose_next:
+            self.lose_next = False
+            chunks = [struct.pack("iIII", -1, IN_Q_OVERFLOW, 0, 0)]
+        super()._on_chunks(chunks)
+
+
+def _holding_longer() -> Running:
+    """A mirror whose pairer holds a read 0.3 s instead of 20 ms: long enough to act meanwhile."""
+    r = Running()
+    r.mirror._move_grace_s = 0.3
+    return r
+
+
+async def _held(r: Running, root: Path, outside: Path, then: Callable[[], None]) -> None:
+    """Move ``root/x`` out (a ``moved_from`` without its pair: the pairer holds what follows), do
+    ``then``, and wait until the pairer holds it."""
+    os.rename(root / "x", outside / "x")
+    then()
+    await r.wait_for(lambda: r.mirror._pairer is not None and r.mirror._pairer.holding)
+
+
+async def _created_with_its_crawl_queued(r: Running, directory: Path) -> asyncio.Event:
+    """``mkdir directory`` with its crawl queued behind a gate: set the gate to let the crawl run."""
+    gate = asyncio.Event()
+    r.mirror._enqueue(gate.wait)
+    directory.mkdir()
+    await r.wait_for(lambda: str(directory) in r.paths("created"))
+    return gate
+
+
+def _renames(*pairs: tuple[Path, Path]) -> Callable[[], None]:
+    def rename() -> None:
+        for src, dst in pairs:
+            os.rename(src, dst)
+    return rename
+
+
+async def _written(r: Running, *paths: Path) -> set[str]:
+    """Write each of ``paths``, wait until the mirror has seen them; every path reported created."""
+    for path in paths:
+        path.write_text("1")
+    for path in paths:
+        await r.settle(path.parent)
+    return set(r.paths("created"))
+
+
+async def _lost_in_an_overflow(r: Running, backend: _LosingOneRead, root: Path, change: Callable[[], None]) -> None:
+    """Make ``change``, its events lost to an overflow; wait until the overflow's rescan is done."""
+    backend.lose_next = True
+    change()
+    await r.wait_for(lambda: "overflow" in [action for action, _ in r.summary()])
+    await r.settle(root)
 
 
 def _append(path: Path) -> None:
@@ -69,11 +145,8 @@ async def test_a_name_vacated_by_a_rename_over_an_empty_directory_keeps_the_watc
         os.rename(a, b)  # no await between: one read holds both
         os.rename(c, a)
         await r.settle(tmp_path)
-        for path in (a / "y" / "f", b / "x" / "g", a / "h"):
-            path.write_text("1")
-            await r.settle(path.parent)
-
-        assert {str(a / "y" / "f"), str(b / "x" / "g"), str(a / "h")} <= set(r.paths("created"))
+        paths = (a / "y" / "f", b / "x" / "g", a / "h")
+        assert set(map(str, paths)) <= await _written(r, *paths)
         assert r.mirror.watch_count() == 5 == fdinfo_watches(r.fd)
 
 
@@ -84,26 +157,13 @@ async def test_a_crawl_that_runs_while_a_rename_onto_its_name_is_held_waits_for_
     for d in (outside, x, q):
         d.mkdir(parents=True)
     (q / "q").write_text("q")
-    r = Running()
-    r.mirror._move_grace_s = 0.3  # the pairer holds a read 20 ms; long enough to run a crawl meanwhile
-    async with r:
+    async with _holding_longer() as r:
         await r.mirror.add_root(str(root))
-        gate = asyncio.Event()
-        r.mirror._enqueue(gate.wait)  # the crawl of `P` queues behind this
-        p.mkdir()
-        await r.wait_for(lambda: str(p) in r.paths("created"))
-        os.rename(x, outside / "x")  # a moved_from without its pair: the pairer holds what follows
-        os.rename(p, z)
-        os.rename(q, p)
-        await r.wait_for(lambda: r.mirror._pairer is not None and r.mirror._pairer.holding)
+        gate = await _created_with_its_crawl_queued(r, p)
+        await _held(r, root, outside, _renames((p, z), (q, p)))
         gate.set()
         await r.settle(root)
-        (z / "z").write_text("z")
-        (p / "p").write_text("p")
-        await r.settle(z)
-        await r.settle(p)
-
-        created = set(r.paths("created"))
+        created = await _written(r, z / "z", p / "p")
         assert {str(z / "z"), str(p / "p")} <= created
         assert str(p / "q") not in created  # it was `Q/q`, moved with `Q`
         assert sorted(e for e, *_ in r.mirror.entries(str(root))) == sorted(
@@ -115,13 +175,9 @@ async def test_a_root_released_while_a_rename_below_it_is_held_leaves_no_watch(t
     root, outside = tmp_path / "w", tmp_path / "out"
     for d in (root / "x", root / "a", outside):
         d.mkdir(parents=True)
-    r = Running()
-    r.mirror._move_grace_s = 0.3
-    async with r:
+    async with _holding_longer() as r:
         await r.mirror.add_root(str(root))
-        os.rename(root / "x", outside / "x")
-        os.rename(root / "a", root / "b")
-        await r.wait_for(lambda: r.mirror._pairer is not None and r.mirror._pairer.holding)
+        await _held(r, root, outside, _renames((root / "a", root / "b")))
         r.mirror.remove_root(str(root))
         r.mirror.release()
         await asyncio.sleep(0.4)  # the held read is applied after the release: it must not re-add
@@ -144,8 +200,9 @@ def test_a_read_with_more_than_a_thousand_renames_is_applied_once_each(tmp_path:
                 backend._dir_moved(IN_MOVED_TO, cookie, str(tmp_path / dst))
                 cookie += 1
         for i in range(swaps):  # as the mirror applies them, later
-            backend.moved_dir(str(tmp_path / f"cur{i}"), str(tmp_path / f"old{i}"))
-            backend.moved_dir(str(tmp_path / f"new{i}"), str(tmp_path / f"cur{i}"))
+            for src, dst in ((f"cur{i}", f"old{i}"), (f"new{i}", f"cur{i}")):
+                backend.moved_dir(str(tmp_path / src), str(tmp_path / dst),
+                                  [(str(tmp_path / src), str(tmp_path / dst))])
 
         assert all(backend.is_watched(str(tmp_path / f"old{i}")) for i in range(swaps))
         for i in range(swaps):  # the mirror's names reach every watch, each once
@@ -170,3 +227,108 @@ async def test_a_file_moved_over_and_written_in_one_batch_is_updated_once(tmp_pa
         await r.settle(tmp_path)
 
         assert [c.action for c in r.changes if c.path == str(g)].count("updated") <= 1
+
+
+@async_test
+async def test_a_root_added_on_a_held_renames_destination_keeps_its_watch(tmp_path: Path) -> None:
+    root, outside = tmp_path / "w", tmp_path / "out"
+    a, b = root / "a", root / "b"
+    for d in (root / "x", a / "sub", outside):
+        d.mkdir(parents=True)
+    async with _holding_longer() as r:
+        await r.mirror.add_root(str(root))
+        await _held(r, root, outside, _renames((a, b)))
+        await r.mirror.add_root(str(b))  # waits for the held rename rather than taking the watch
+        await r.settle(root)
+        assert {str(b / "new"), str(b / "sub" / "deep")} <= await _written(r, b / "new", b / "sub" / "deep")
+        assert r.mirror.watch_count() == 3 == fdinfo_watches(r.fd)
+
+
+@async_test
+async def test_a_directory_root_renamed_beside_a_watched_file_is_reported_gone(tmp_path: Path) -> None:
+    a, f = tmp_path / "a", tmp_path / "f.txt"
+    (a / "sub").mkdir(parents=True)
+    f.write_text("x")
+    async with Running() as r:
+        await r.mirror.add_root(str(f))  # tmp_path is watched, not listed: the mirror does not follow `a`
+        await r.mirror.add_root(str(a))
+        os.rename(a, tmp_path / "c")
+        await r.wait_for(lambda: str(a) in r.paths("root-deleted"))
+        a.mkdir()
+        await r.mirror.add_root(str(a))  # a new directory at the old name is a new root
+        (a / "n").write_text("1")
+        await r.settle(a)
+
+        assert str(a / "n") in r.paths("created")
+        assert [e for e, *_ in r.mirror.entries(str(a))] == [str(a / "n")]
+        assert r.mirror.watch_count() == 2 == fdinfo_watches(r.fd)
+
+
+@async_test
+async def test_a_watched_files_parent_renamed_beside_another_watched_file_reports_the_file_gone(
+        tmp_path: Path) -> None:
+    d, f = tmp_path / "d", tmp_path / "f.txt"
+    d.mkdir()
+    (d / "g.txt").write_text("g")
+    f.write_text("x")
+    async with Running() as r:
+        await r.mirror.add_root(str(f))
+        await r.mirror.add_root(str(d / "g.txt"))
+        os.rename(d, tmp_path / "e")
+        await r.wait_for(lambda: str(d / "g.txt") in r.paths("root-deleted"))
+
+
+@pytest.mark.parametrize("lost", ["a swap", "a rename and a new directory at the old name"])
+@async_test
+async def test_renames_lost_in_an_overflow_leave_every_watch_on_its_directory_after_the_rescan(
+        tmp_path: Path, lost: str) -> None:
+    root = tmp_path / "w"
+    a, b = root / "a", root / "b"
+    (a / "x").mkdir(parents=True)
+    if lost == "a swap":
+        (b / "y").mkdir(parents=True)
+
+    def change() -> None:
+        if lost == "a swap":
+            _renames((a, root / "t"), (b, a), (root / "t", b))()
+        else:
+            os.rename(a, b)
+            a.mkdir()
+
+    backend = _LosingOneRead()
+    async with Running(backend=backend) as r:
+        await r.mirror.add_root(str(root))
+        await _lost_in_an_overflow(r, backend, root, change)
+
+        created = await _written(r, a / "in_a", b / "in_b")
+        assert {str(a / "in_a"), str(b / "in_b")} <= created
+        assert not {str(b / "in_a"), str(a / "in_b")} & created
+        assert r.mirror.watch_count() == (5 if lost == "a swap" else 4) == fdinfo_watches(r.fd)
+
+
+@async_test
+async def test_a_crawl_queued_before_a_held_rename_and_a_new_directory_at_its_name_lists_the_right_one(
+        tmp_path: Path) -> None:
+    root, outside = tmp_path / "w", tmp_path / "out"
+    a, b = root / "a", root / "b"
+    for d in (root / "x", outside):
+        d.mkdir(parents=True)
+
+    def rename_and_replace() -> None:
+        os.rename(a, b)
+        a.mkdir()
+        (a / "new").write_text("n")
+
+    async with _holding_longer() as r:
+        await r.mirror.add_root(str(root))
+        gate = await _created_with_its_crawl_queued(r, a)
+        (a / "old").write_text("o")
+        await _held(r, root, outside, rename_and_replace)
+        gate.set()
+        await r.settle(root)
+        (b / "later").write_text("1")
+        await r.settle(b)
+
+        assert sorted(e for e, *_ in r.mirror.entries(str(root))) == sorted(
+            map(str, [a, a / "new", b, b / "old", b / "later"]))
+        assert str(b / "later") in r.paths("created")
