@@ -73,3 +73,8 @@ class WatchBackend(abc.ABC):
         """Whether events the OS already queued have not been delivered yet (when the backend can
         tell): the second half of a rename may be among them."""
         return False
+
+    def events_undelivered(self) -> bool:
+        """Whether events already read from the OS have not been delivered yet (when the backend
+        can tell): those still in the OS's queue do not count."""
+        return False

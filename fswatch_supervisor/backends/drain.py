@@ -128,6 +128,10 @@ class QueueDrainer:
     def backlog_bytes(self) -> int:
         return self._backlog
 
+    def undelivered(self) -> bool:
+        """Whether bytes already read from the kernel are not delivered yet."""
+        return self._reading or self._backlog > 0
+
     def pending(self) -> bool:
         """Whether bytes the kernel had queued when this was called are not delivered yet.
 

@@ -210,6 +210,9 @@ class InotifyBackend(WatchBackend):
     def is_watched(self, path: str) -> bool:
         return path in self._read_wd
 
+    def events_undelivered(self) -> bool:
+        return self._drainer is not None and self._drainer.undelivered()
+
     def events_pending(self) -> bool:
         if self._fd < 0:
             return False

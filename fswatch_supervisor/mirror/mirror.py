@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import stat
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -223,10 +222,11 @@ class FsMirror:
 
     def request_crawl(self, path: str) -> None:
         async def job() -> None:
-            # Events the pairer holds were read after the one that asked for this crawl: a rename
-            # of ``path`` among them (``mv a b; mkdir a``) must move the model first, or the new
-            # directory's listing would be taken for the old one's.
-            await wait_while(self._pairer_holding)
+            # Events read by now (held by the pairer, or not delivered yet while jobs ran back to
+            # back) came after the one that asked for this crawl: a rename of ``path`` among them
+            # (``mv a b; mkdir a``) must move the model first, or the new directory's listing would
+            # be taken for the old one's.
+            await wait_while(self._read_not_applied)
             await self._crawler.crawl(path, report=True)
             self._fill_later()
 
@@ -250,6 +250,9 @@ class FsMirror:
 
     def _pairer_holding(self) -> bool:
         return self._pairer is not None and self._pairer.holding
+
+    def _read_not_applied(self) -> bool:
+        return self._backend.events_undelivered() or self._pairer_holding()
 
     def cookie(self, path: str) -> None:
         if self._busy:
@@ -350,12 +353,7 @@ class FsMirror:
         if found.kind == "file":
             self._emit(self._rescan_file(root, baseline, now, late_since))
             return
-        try:
-            st = os.lstat(root)
-            still_there = stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == found.ident
-        except OSError:
-            still_there = False
-        if not still_there:
+        if not found.still_at(root):
             gone = s.vanish_roots(root, now)
             gone += s.drop_subtree(root, now, report=False)
             self._emit(gone)

@@ -24,7 +24,6 @@ as a replacement).
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Final, Protocol
 
@@ -329,12 +328,8 @@ class Normaliser:
         s = self._s
         root = s.roots.get(path)
         if root is not None and root.kind == "dir":
-            try:
-                st = os.lstat(path)
-                if (st.st_dev, st.st_ino) == root.ident:
-                    return
-            except OSError:
-                pass
+            if root.still_at(path):
+                return
             self._out += s.vanish_roots(path, self._now)
             if not s.ws.is_listed(parent_of(path)):
                 self._out += s.drop_subtree(path, self._now, report=False)

@@ -9,6 +9,8 @@ removed subtree releases every watch below it; a root whose path disappears is r
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +31,14 @@ class Root:
     refs: int
     ident: tuple[int, int]
     """(st_dev, st_ino) when added: a directory recreated at the same path is not the root."""
+
+    def still_at(self, path: str) -> bool:
+        """Whether the directory this root was added for is still at ``path``."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        return stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == self.ident
 
 
 class MirrorState:
@@ -65,6 +75,10 @@ class MirrorState:
         for path_ in self._root_paths.under(path, include_self=True):
             root = self.roots[path_]
             if root.kind == "file" and path_ == path:
+                continue
+            if root.kind == "dir" and root.still_at(path_):
+                # Added after the change now applied was made (`mv a b; mkdir a`, then a watcher on
+                # `a`; or on `b` while that rename was held): its directory is the one there now.
                 continue
             changes.append(Change("root-deleted", path_, root.kind, now, existed_before=True))
             self.forget_root(path_)

@@ -29,6 +29,13 @@ A second review then tried to break the two names (a regression of theirs first,
 9. A crawl of a new directory run while the pairer held ``mv a b; mkdir a``: it listed the new ``a``
    as the old one, and the held move carried that listing to ``b``.
 
+And a third review's, older still:
+
+10. The same when the events were read but not delivered (queued jobs run back to back).
+11. A root added on a path a rename not yet applied was about (``mv a b; mkdir a``, then a watcher on
+    ``a``; or on ``b`` while the rename was held) was reported ``root-deleted`` when the rename was
+    applied, though its directory was there all along, and then forgotten.
+
 And one of the normaliser's: a file moved over whose lost ``moved_to`` was detected (size or mtime
 changed) was reported ``updated`` again for a write read later in the same batch.
 """
@@ -241,6 +248,7 @@ async def test_a_root_added_on_a_held_renames_destination_keeps_its_watch(tmp_pa
         await r.mirror.add_root(str(b))  # waits for the held rename rather than taking the watch
         await r.settle(root)
         assert {str(b / "new"), str(b / "sub" / "deep")} <= await _written(r, b / "new", b / "sub" / "deep")
+        assert str(b) not in r.paths("root-deleted")  # the held move replaced `b`, but `b` is its directory
         assert r.mirror.watch_count() == 3 == fdinfo_watches(r.fd)
 
 
@@ -332,3 +340,50 @@ async def test_a_crawl_queued_before_a_held_rename_and_a_new_directory_at_its_na
         assert sorted(e for e, *_ in r.mirror.entries(str(root))) == sorted(
             map(str, [a, a / "new", b, b / "old", b / "later"]))
         assert str(b / "later") in r.paths("created")
+
+
+@async_test
+async def test_a_crawl_queued_behind_jobs_sees_a_rename_read_while_they_ran(tmp_path: Path) -> None:
+    root = tmp_path / "w"
+    a, b = root / "a", root / "b"
+    root.mkdir()
+    gate = asyncio.Event()
+
+    async def job_during_which_another_process_acts() -> None:
+        await gate.wait()
+        os.rename(a, b)  # and no await after it: nothing is delivered until the worker yields
+        a.mkdir()
+        (a / "new").write_text("n")
+
+    async with Running() as r:
+        await r.mirror.add_root(str(root))
+        r.mirror._enqueue(job_during_which_another_process_acts)
+        a.mkdir()  # its crawl queues behind that job
+        await r.wait_for(lambda: str(a) in r.paths("created"))
+        (a / "old").write_text("o")
+        gate.set()
+        await r.settle(root)
+
+        assert str(b / "later") in await _written(r, b / "later")
+        assert sorted(e for e, *_ in r.mirror.entries(str(root))) == sorted(
+            map(str, [a, a / "new", b, b / "old", b / "later"]))
+        assert r.mirror.watch_count() == 3 == fdinfo_watches(r.fd)
+
+
+@async_test
+async def test_a_root_added_on_a_name_an_unapplied_rename_vacated_stays_a_root(tmp_path: Path) -> None:
+    root = tmp_path / "w"
+    a, b = root / "a", root / "b"
+    (a / "sub").mkdir(parents=True)
+    async with Running() as r:
+        await r.mirror.add_root(str(root))
+        os.rename(a, b)
+        a.mkdir()
+        await r.mirror.add_root(str(a))  # before the rename is applied: `a` is still listed
+        await r.settle(root)
+        r.mirror.remove_root(str(root))  # the outer watcher goes; the one on `a` stays
+        r.mirror.release()
+
+        assert str(a) not in r.paths("root-deleted")
+        assert str(a / "n") in await _written(r, a / "n")
+        assert sorted(e for e, *_ in r.mirror.entries(str(a))) == [str(a / "n")]
