@@ -122,6 +122,10 @@ class Coalescer:
         tree_change = change.action in ("deleted", "moved") and kind in _TREE_KINDS
         if tree_change and any(self._below.get(p, 0) for p in ends):
             out += self.flush()
+        if change.unfollowed:
+            for p in ends:  # what is pending at either end leaves first: this move is not netted with it
+                if (pending := self._by_path.get(p)) is not None and pending.alive:
+                    out += self._close(pending)
         ancestors: set[_Batch] | None = None
         if self._dirs:
             ancestors = self._close_unmergeable(ends, out)

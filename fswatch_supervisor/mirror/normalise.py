@@ -260,6 +260,9 @@ class Normaliser:
             self._appear(dst, dst_ev.is_dir, replacing=True)
             return
         self._out += s.vanish_roots(src, self._now)
+        # Contents nobody followed (``mv a build; rm build/f; mv build a``, ``build`` excluded): as
+        # one batch the two moves net to nothing, and ``a/f`` would stay with the consumers.
+        unfollowed = kind == "dir" and not tree.is_listed(src) and not s.needs_dir(src)
         existed = dst in tree
         if existed:
             self._out += s.drop_subtree(dst, self._now, report=False)
@@ -267,7 +270,8 @@ class Normaliser:
         listed = tree.move(src, dst)
         if kind == "dir":  # only directories hold watches; re-keying them costs O(watches)
             s.ws.move(src, dst, listed)
-        change = Change("moved", dst, kind, self._now, from_path=src, existed_before=existed)
+        change = Change("moved", dst, kind, self._now, from_path=src, existed_before=existed,
+                        unfollowed=unfollowed)
         self._out.append(change)
         self._fresh.discard(src)
         self._fresh.discard(dst)

@@ -41,6 +41,11 @@
    swap): the backend renames the watches as it reads each pair, so when the mirror then applied the
    first rename, the watch of ``new``, already under the name ``cur``, was moved along to ``old``:
    nothing in the new ``cur`` was reported again.
+11. A directory moved to a name whose contents no watcher needs and back in one window, an entry
+   deleted while it was there (``mv a build; rm build/f; mv build a``, ``**/build`` excluded): the
+   mirror does not follow ``build``, so the deletion was not seen, and the two moves netted to
+   nothing: ``a/f`` stayed with the consumer. The second move is now marked ``unfollowed``, and the
+   coalescer closes what is pending at its ends first.
 """
 
 from __future__ import annotations
@@ -391,3 +396,25 @@ async def test_a_chain_of_directory_renames_in_one_read_keeps_each_watch_on_its_
             (str(old), str(cur)), (str(cur), str(new))]
         assert {c.path for c in r.changes if c.action == "created"} == {str(old / "o"), str(cur / "c")}
         assert r.mirror.watch_count() == 3 == fdinfo_watches(r.fd)
+
+
+@async_test
+async def test_a_directory_moved_back_from_a_name_nobody_follows_is_not_netted_with_its_way_there(
+        tmp_path: Path) -> None:
+    a, build = tmp_path / "a", tmp_path / "build"
+    a.mkdir()
+    (a / "f").write_text("f")
+    async with Running(needs_dir=lambda d: not d.endswith("/build")) as r:
+        await r.mirror.add_root(str(tmp_path))
+        os.rename(a, build)
+        (build / "f").unlink()
+        os.rename(build, a)
+        await r.settle(tmp_path)
+        moves = [(c.path, c.from_path, c.unfollowed) for c in r.changes if c.action == "moved"]
+        assert moves == [(str(build), str(a), False), (str(a), str(build), True)]
+
+    now = time.time_ns()
+    steps = [([Change("moved", "/r/build", "dir", now, from_path="/r/a")], {"/r/build": ["/r/build/f"]}),
+             ([Change("moved", "/r/a", "dir", now, from_path="/r/build", unfollowed=True)], {"/r/a": []})]
+    assert _routed(steps, [["include-path", "/r"], ["exclude-glob", "**/build"]]) == [
+        ("deleted", "/r/a/f"), ("deleted", "/r/a"), ("created", "/r/a")]  # netted, it was nothing
