@@ -149,9 +149,10 @@ class Tree:
 
     def known(self, path: str) -> Stat | None:
         """What the model holds for ``path`` without reading anything: ``None`` when it has no
-        entry, or its size and mtime were not read yet."""
+        entry, or its size and mtime were not read yet, or were read late (by path, after the
+        listing: a rename not applied yet may have put another file there, ``mv x t; mv y x``)."""
         value = self._entries.get(path)
-        return None if value is None or value & _UNSTATED else _unpack(value)
+        return None if value is None or value & _FLAGS else _unpack(value)
 
     def kind(self, path: str) -> Kind | None:
         value = self._entries.get(path)
