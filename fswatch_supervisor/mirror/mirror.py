@@ -33,7 +33,6 @@ Job = Callable[[], Awaitable[None]]
 FILL_CHUNK = 128
 """Late ``lstat``s per loop turn (~0.4 ms). An RPC takes several loop turns, each of which may wait
 for one chunk: at 1,024 (3 ms) the requests right after a big crawl took 15–20 ms instead of 2."""
-"""How long a crawl put off for a rename not read yet waits for it at most (~1 s)."""
 SAVE_READS_MAX = 16384
 """Unread sizes ``save`` reads before saving (~40 ms); beyond, it saves them unread."""
 
