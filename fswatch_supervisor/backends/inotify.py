@@ -150,13 +150,16 @@ class InotifyBackend(WatchBackend):
             self._watch(path, rekey=rekey)
 
     def recheck_dir(self, path: str) -> None:
+        # The directory that was here may be elsewhere (a rescan reaching it there watches it
+        # anew) or outside the watched set, where its events would come under this name.
         before = self._wd_of.get(path)
-        if self._watch(path, rekey=True) != before and before is not None:
-            # The directory that was here is elsewhere (a rescan reaching it there watches it
-            # anew) or outside the watched set, where its events would come under this name.
-            self._unname(before)
-            if self._libc.rm_watch(self._fd, before) == 0:
-                self._dropped.add(before)
+        try:
+            wd = self._watch(path, rekey=True)
+        except WatchError:
+            self._drop(before)
+            raise
+        if wd != before:
+            self._drop(before)
 
     def _watch(self, path: str, *, rekey: bool) -> int:
         # ``os.fsencode`` without its Python-level checks: ``path`` is a ``str`` here.
@@ -180,7 +183,9 @@ class InotifyBackend(WatchBackend):
         return int(wd)
 
     def remove_dir(self, path: str) -> None:
-        wd = self._wd_of.get(path)
+        self._drop(self._wd_of.get(path))
+
+    def _drop(self, wd: int | None) -> None:
         if wd is None:
             return
         self._unname(wd)

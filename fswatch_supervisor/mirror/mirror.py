@@ -11,6 +11,7 @@ After a crawl, a background task reads the sizes and mtimes the crawl left unrea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections import deque
@@ -361,6 +362,10 @@ class FsMirror:
 
     def _rescan_file(self, root: str, baseline: Baseline | None, now: int, late_since: int | None) -> list[Change]:
         tree = self._state.tree
+        parent = parent_of(root)
+        if not self._state.ws.is_listed(parent):  # a listed one is rechecked by its own rescan
+            with contextlib.suppress(WatchError):  # gone: the stat below says so
+                self._state.ws.recheck(parent)
         # A size/mtime read late may hide a write whose event the overflow dropped (see scanner).
         distrust_from = late_since if baseline is None and tree.is_late(root) else None
         item = stat_path(root)

@@ -97,6 +97,13 @@ def _renames(*pairs: tuple[Path, Path]) -> Callable[[], None]:
     return rename
 
 
+def _watched_inodes(fd: int) -> list[int]:
+    """The inodes the kernel's watches on ``fd`` are on (``/proc/self/fdinfo``)."""
+    with open(f"/proc/self/fdinfo/{fd}") as fdinfo:
+        return [int(part[4:], 16) for line in fdinfo if line.startswith("inotify")
+                for part in line.split() if part.startswith("ino:")]
+
+
 async def _written(r: Running, *paths: Path) -> set[str]:
     """Write each of ``paths``, wait until the mirror has seen them; every path reported created."""
     for path in paths:
@@ -312,6 +319,32 @@ async def test_renames_lost_in_an_overflow_leave_every_watch_on_its_directory_af
         assert {str(a / "in_a"), str(b / "in_b")} <= created
         assert not {str(b / "in_a"), str(a / "in_b")} & created
         assert r.mirror.watch_count() == (5 if lost == "a swap" else 4) == fdinfo_watches(r.fd)
+
+
+@async_test
+async def test_a_watched_files_parent_replaced_in_an_overflow_is_watched_anew_by_the_rescan(tmp_path: Path) -> None:
+    d, e = tmp_path / "d", tmp_path / "e"
+    d.mkdir()
+    (d / "f.txt").write_text("old")
+
+    def replace_parent() -> None:
+        os.rename(d, e)
+        d.mkdir()
+        (d / "f.txt").write_text("new!")
+
+    backend = _LosingOneRead()
+    async with Running(backend=backend) as r:
+        await r.mirror.add_root(str(d / "f.txt"))
+        await _lost_in_an_overflow(r, backend, d, replace_parent)
+        (e / "f.txt").write_text("written in e, outside the watch")  # queued before the next one
+        (d / "f.txt").write_text("written in d")
+        await r.wait_for(lambda: [c.rescan for c in r.changes if c.action == "updated"] == [True, False])
+        after_overflow = r.changes[[c.action for c in r.changes].index("overflow") + 1:]
+
+        assert [(c.action, c.path, c.rescan) for c in after_overflow] == [
+            ("updated", str(d / "f.txt"), True), ("updated", str(d / "f.txt"), False)]
+        assert r.mirror.watch_count() == 1 == fdinfo_watches(r.fd)
+        assert _watched_inodes(r.fd) == [os.stat(d).st_ino]  # the one watch is on the new `d`
 
 
 @async_test
