@@ -286,6 +286,10 @@ def _as_seen_by(rules: RuleSet, change: Change, carried: Captured) -> list[Chang
     if source is None:
         if not selects_to:
             return []
+        if change.action == "deleted":
+            # Nothing arrives with a deletion: a capture here is one that moves netted to nothing
+            # left behind (``mv cache g; mv g cache; rm -r cache`` in one window), used up now.
+            return [change]
         # A directory that arrived by a move the coalescer folded into created/updated.
         return [change, *below("created", change.path, [(r, k) for r, k in after if sees(change.path + r)])]
     selects_from = sees(source)

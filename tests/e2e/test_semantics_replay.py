@@ -194,7 +194,9 @@ COUNTER = itertools.count()
 # directory moved away through a name nobody lists and deleted, a new one made in its place (mv a .h;
 # mv .h b; rm -r b; mkdir .h; mv .h a: "updated a" kept a/f, test_coalesce); a name renamed onto twice,
 # the second time from an unwatched directory (ln -s .f .keep; mkdir .h; >.h/.f; mv .h a; mv .keep cache;
-# mv a/.f cache: the kernel dropped the second moved_to, cache stayed a symlink, test_mirror_rename_races).
+# mv a/.f cache: the kernel dropped the second moved_to, cache stayed a symlink, test_mirror_rename_races); a
+# directory moved away and back, then deleted, in one window (>f; mkdir cache; mv f cache/a; mv cache g;
+# mv g cache; rm -r cache: created cache/a came out after deleted cache, test_mirror_rename_races).
 @example(setup=[("mkdir", 0, 3, 0), ("create", 1, 0, 0)], ops=[("rename-dir", 0, 0, 0)], extra="no tmp",
          window=0, neighbour=True)
 @example(setup=[("mkdir", 0, 4, 0), ("create", 1, 0, 0)], ops=[("rename-dir", 0, 0, 0)],
@@ -224,6 +226,8 @@ COUNTER = itertools.count()
 @example(setup=[("mkdir", 0, 5, 0), ("mkdir", 1, 1, 0), ("mkdir", 2, 0, 0)],
          ops=[("rename-dir", 0, 0, 4), ("rmtree", 0, 1, 0), ("rename-dir", 0, 0, 1)], extra="not inside cache",
          window=10, neighbour=True)
+@example(setup=[], ops=[("create", 0, 0, 0), ("mkdir", 0, 4, 0), ("move-file", 0, 0, 6), ("move-dir", 0, 0, 1),
+                       ("rename-dir", 0, 0, 4), ("rmtree", 0, 0, 0)], extra="no tmp", window=10, neighbour=False)
 @given(setup=st.lists(OP, max_size=20), ops=st.lists(OP, min_size=1, max_size=30),
        extra=st.sampled_from(sorted(EXTRA_RULES)), window=st.sampled_from([0, 10, 50]), neighbour=st.booleans())
 def test_snapshot_plus_events_replays_to_the_live_state(

@@ -46,6 +46,10 @@
    mirror does not follow ``build``, so the deletion was not seen, and the two moves netted to
    nothing: ``a/f`` stayed with the consumer. The second move is now marked ``unfollowed``, and the
    coalescer closes what is pending at its ends first.
+12. A directory moved away and back in one window, then deleted with what it held (``mv cache g; mv g
+   cache; rm -r cache``): the two moves netted to nothing but left their capture of ``cache/a``, and
+   routing the deletion of ``cache`` used it as if the directory had arrived: ``created cache/a``
+   came out after ``deleted cache``.
 """
 
 from __future__ import annotations
@@ -418,3 +422,15 @@ async def test_a_directory_moved_back_from_a_name_nobody_follows_is_not_netted_w
              ([Change("moved", "/r/a", "dir", now, from_path="/r/build", unfollowed=True)], {"/r/a": []})]
     assert _routed(steps, [["include-path", "/r"], ["exclude-glob", "**/build"]]) == [
         ("deleted", "/r/a/f"), ("deleted", "/r/a"), ("created", "/r/a")]  # netted, it was nothing
+
+
+@async_test
+async def test_a_directory_moved_away_and_back_then_deleted_leaves_nothing_behind() -> None:
+    now = time.time_ns()
+    steps = [([Change("created", "/r/cache", "dir", now), Change("created", "/r/cache/a", "file", now)], {}),
+             ([Change("moved", "/r/g", "dir", now, from_path="/r/cache")], {"/r/g": ["/r/g/a"]}),
+             ([Change("moved", "/r/cache", "dir", now, from_path="/r/g")], {"/r/cache": ["/r/cache/a"]}),
+             ([Change("deleted", "/r/cache/a", "file", now), Change("deleted", "/r/cache", "dir", now)], {})]
+
+    assert _routed(steps, [["include-path", "/r"]]) == [
+        ("created", "/r/cache"), ("created", "/r/cache/a"), ("deleted", "/r/cache/a"), ("deleted", "/r/cache")]
