@@ -204,16 +204,13 @@ class FsMirror:
             tree.fill_stats(SAVE_READS_MAX)
         return roots, list(tree.all_records())
 
-    def encode(self) -> bytes:
-        return encode_model(*self.saved_form())
-
     def reading_stats(self) -> bool:
         """Whether the background reads of sizes and mtimes a crawl left are still going on."""
         return self._filler is not None
 
     def save(self, path: Path) -> None:
         """Persist the model now (blocking: the daemon's periodic save packs and writes in a thread)."""
-        write_model(path, self.encode())
+        write_model(path, encode_model(*self.saved_form()))
 
     def load(self, path: Path) -> dict[str, list[Record]]:
         return load_model(path)
