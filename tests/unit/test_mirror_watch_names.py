@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,6 +104,14 @@ def _watched_inodes(fd: int) -> list[int]:
     with open(f"/proc/self/fdinfo/{fd}") as fdinfo:
         return [int(part[4:], 16) for line in fdinfo if line.startswith("inotify")
                 for part in line.split() if part.startswith("ino:")]
+
+
+def _until_read_from_the_kernel(fd: int) -> None:
+    """Block (the loop must not run) until the drain thread has read what the kernel queued on ``fd``;
+    still in the kernel, events are a documented limit (README), not what a test can pin."""
+    deadline = time.monotonic() + 5
+    while select.select([fd], [], [], 0)[0] and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 async def _written(r: Running, *paths: Path) -> set[str]:
@@ -338,11 +348,13 @@ async def test_a_watched_files_parent_replaced_in_an_overflow_is_watched_anew_by
         await _lost_in_an_overflow(r, backend, d, replace_parent)
         (e / "f.txt").write_text("written in e, outside the watch")  # queued before the next one
         (d / "f.txt").write_text("written in d")
-        await r.wait_for(lambda: [c.rescan for c in r.changes if c.action == "updated"] == [True, False])
+        await r.wait_for(lambda: not r.changes[-1].rescan)
         after_overflow = r.changes[[c.action for c in r.changes].index("overflow") + 1:]
 
-        assert [(c.action, c.path, c.rescan) for c in after_overflow] == [
+        # The rescan's update, then the write's (its truncation and write may be read apart: two).
+        assert [(c.action, c.path, c.rescan) for c in after_overflow[:2]] == [
             ("updated", str(d / "f.txt"), True), ("updated", str(d / "f.txt"), False)]
+        assert {(c.action, c.path, c.rescan) for c in after_overflow[2:]} <= {("updated", str(d / "f.txt"), False)}
         assert r.mirror.watch_count() == 1 == fdinfo_watches(r.fd)
         assert _watched_inodes(r.fd) == [os.stat(d).st_ino]  # the one watch is on the new `d`
 
@@ -387,6 +399,7 @@ async def test_a_crawl_queued_behind_jobs_sees_a_rename_read_while_they_ran(tmp_
         os.rename(a, b)  # and no await after it: nothing is delivered until the worker yields
         a.mkdir()
         (a / "new").write_text("n")
+        _until_read_from_the_kernel(r.fd)  # read, not delivered: what the crawl must wait for
 
     async with Running() as r:
         await r.mirror.add_root(str(root))
