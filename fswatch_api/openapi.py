@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document, generated from the route table and the pydantic models that validate
+"""The OpenAPI 3.1 document, generated from the route table and the msgspec structs that validate
 requests (see ``operations``), so what is documented is what is enforced."""
 
 from __future__ import annotations
@@ -6,15 +6,14 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+import msgspec
 
 from fswatch_api.operations import Handler, Operation
 from fswatch_api.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from fswatch_api.problems import problem_body
 from fswatch_api.schemas import WATCHER_ID_PATTERN, Problem
 
-REF = "#/components/schemas/{model}"
+REF = "#/components/schemas/{name}"
 SSE_EXAMPLE = ('id: 00000000000000000042\ndata: {"id":"00000000000000000042","action":"created",'
                '"path":"/home/me/project/a.py","kind":"file","time":"2026-11-24T05:50:01.020304Z"}\n\n')
 PROBLEM_TEXT = {
@@ -38,7 +37,8 @@ def _problem_example(status: int) -> dict[str, Any]:
 
 
 def _param_schema(prop: dict[str, Any]) -> dict[str, Any]:
-    """A query property's schema without the ``null`` branch pydantic adds for optional fields."""
+    """A query property's schema without the ``null`` branch of an optional field (a parameter is
+    left out, never null)."""
     options = prop.get("anyOf")
     if options:
         concrete = [o for o in options if o.get("type") != "null"]
@@ -50,7 +50,7 @@ def _param_schema(prop: dict[str, Any]) -> dict[str, Any]:
     return dict(prop)
 
 
-def _parameters(op: Operation) -> list[dict[str, Any]]:
+def _parameters(op: Operation, schemas: dict[str, Any]) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True,
          "schema": {"type": "string", "pattern": WATCHER_ID_PATTERN}, "example": "w_3kq9ab",
@@ -58,7 +58,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
         for name in op.path_params
     ]
     if op.query is not None:
-        schema = op.query.model_json_schema()
+        schema = schemas[op.query.__name__]
         required = set(schema.get("required", ()))
         for name, prop in schema["properties"].items():
             prop_schema = _param_schema(prop)
@@ -83,7 +83,7 @@ def _responses(op: Operation) -> dict[str, Any]:
         entry: dict[str, Any] = {"description": reply.description}
         content: dict[str, Any] = {}
         if reply.model is not None:
-            content["application/json"] = {"schema": {"$ref": REF.format(model=reply.model.__name__)}}
+            content["application/json"] = {"schema": {"$ref": REF.format(name=reply.model.__name__)}}
         if reply.media_type is not None:
             content[reply.media_type] = {"schema": reply.schema or {}}
         if reply.event_stream:
@@ -98,15 +98,15 @@ def _responses(op: Operation) -> dict[str, Any]:
     for status in sorted(problems):
         responses[str(status)] = {
             "description": PROBLEM_TEXT.get(status, HTTPStatus(status).phrase),
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": REF.format(model="Problem")},
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": REF.format(name="Problem")},
                                              "example": _problem_example(status)}},
         }
     return responses
 
 
-def _operation(op: Operation) -> dict[str, Any]:
+def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
     doc: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary, "tags": [op.tag],
-                           "parameters": _parameters(op), "responses": _responses(op)}
+                           "parameters": _parameters(op, schemas), "responses": _responses(op)}
     if op.description:
         doc["description"] = op.description
     if not op.authenticated:
@@ -114,27 +114,39 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.body is not None:
         doc["requestBody"] = {
             "required": op.body_required,
-            "content": {"application/json": {"schema": {"$ref": REF.format(model=op.body.__name__)}}},
+            "content": {"application/json": {"schema": {"$ref": REF.format(name=op.body.__name__)}}},
         }
     return doc
 
 
-def _models(table: list[tuple[Operation, Handler]]) -> list[type[BaseModel]]:
-    models: dict[str, type[BaseModel]] = {"Problem": Problem}
+def _structs(table: list[tuple[Operation, Handler]]) -> list[type[msgspec.Struct]]:
+    structs: dict[str, type[msgspec.Struct]] = {"Problem": Problem}
     for op, _ in table:
-        for model in [op.body, *(reply.model for reply in op.replies.values())]:
-            if model is not None:
-                models[model.__name__] = model
-    return list(models.values())
+        for struct in [op.query, op.body, *(reply.model for reply in op.replies.values())]:
+            if struct is not None:
+                structs[struct.__name__] = struct
+    return list(structs.values())
+
+
+def component_schemas(table: list[tuple[Operation, Handler]]) -> dict[str, Any]:
+    """Every struct's JSON Schema by name: the bodies', the replies' and the rules' (components),
+    and the query structs' (read by ``_parameters``, then dropped: a query is no component)."""
+    structs = _structs(table)
+    _, schemas = msgspec.json.schema_components(structs, ref_template=REF)
+    for struct in structs:
+        schemas[struct.__name__] |= getattr(struct, "openapi_extra", {})
+    return schemas
 
 
 def build_openapi(table: list[tuple[Operation, Handler]], *, version: str) -> dict[str, Any]:
-    _, schemas = models_json_schema([(model, "validation") for model in _models(table)], ref_template=REF)
+    schemas = component_schemas(table)
     paths: dict[str, dict[str, Any]] = {}
     for op, _ in table:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
-    document: dict[str, Any] = {
-        "openapi": "3.1.0",
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schemas)
+    for op, _ in table:
+        if op.query is not None:
+            schemas.pop(op.query.__name__, None)
+    document: dict[str, Any] = {        "openapi": "3.1.0",
         "info": {
             "title": "fswatch",
             "version": version,
@@ -144,7 +156,7 @@ def build_openapi(table: list[tuple[Operation, Handler]], *, version: str) -> di
         "servers": [{"url": "http://127.0.0.1:3000"}],
         "paths": paths,
         "components": {
-            "schemas": schemas.get("$defs", {}),
+            "schemas": schemas,
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
                 "description": "The token in STATE_DIR/token. Not needed from a loopback (or Unix-socket) "

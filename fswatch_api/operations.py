@@ -8,13 +8,13 @@ the server accepts.
 from __future__ import annotations
 
 import re
-import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import msgspec
+import msgspec.inspect
 import orjson
-from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -24,7 +24,10 @@ from fswatch_supervisor.errors import BadRequest, NotFound
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 _WATCHER_ID = re.compile(WATCHER_ID_PATTERN)
-_TYPE_TAG = re.compile(r"[\[\]]|^(none|function-\w+)$")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*)`")
+_LOCATED = re.compile(r"(.*) - at `\$\.?(.*)`")
+_KIND_OF: Final[dict[type, type]] = {msgspec.inspect.ListType: list, msgspec.inspect.IntType: int}
 
 Handler = Callable[[Request, Any, Any], Awaitable[Response]]
 
@@ -34,7 +37,7 @@ class Reply:
     """One documented success response."""
 
     description: str
-    model: type[BaseModel] | None = None
+    model: type[msgspec.Struct] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     """Header name → description."""
     event_stream: bool = False
@@ -51,8 +54,8 @@ class Operation:
     summary: str
     replies: dict[int, Reply]
     problems: tuple[int, ...] = ()
-    query: type[BaseModel] | None = None
-    body: type[BaseModel] | None = None
+    query: type[msgspec.Struct] | None = None
+    body: type[msgspec.Struct] | None = None
     body_required: bool = True
     description: str = ""
     tag: str = "watchers"
@@ -67,13 +70,13 @@ class Operation:
 
 def bind(op: Operation, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """The endpoint for one operation: validate, then call ``handler(request, query, body)``."""
-    list_fields = _list_fields(op.query) if op.query else frozenset()
+    list_fields, int_fields = _fields_of_type(op.query, list), _fields_of_type(op.query, int)
 
     async def endpoint(request: Request) -> Response:
         watcher_id = request.path_params.get("id")
         if watcher_id is not None and not _WATCHER_ID.fullmatch(watcher_id):
             raise NotFound(f"no watcher {watcher_id!r}")
-        query = parse_query(request, op.query, list_fields) if op.query else None
+        query = parse_query(request, op.query, list_fields, int_fields) if op.query else None
         body = await parse_body(request, op.body, required=op.body_required) if op.body else None
         return await handler(request, query, body)
 
@@ -98,12 +101,27 @@ def build_routes(table: list[tuple[Operation, Handler]]) -> list[Route]:
     return routes
 
 
-def _list_fields(model: type[BaseModel]) -> frozenset[str]:
-    return frozenset(name for name, info in model.model_fields.items()
-                     if typing.get_origin(info.annotation) is list)
+def _fields_of_type(struct: type[msgspec.Struct] | None, wanted: type) -> frozenset[str]:
+    """The names of ``struct``'s fields of type ``wanted`` (optional or not; ``list``: any list)."""
+    if struct is None:
+        return frozenset()
+    names = set()
+    for info in msgspec.inspect.type_info(struct).fields:  # type: ignore[attr-defined]
+        options = info.type.types if isinstance(info.type, msgspec.inspect.UnionType) else (info.type,)
+        if any(_KIND_OF.get(type(_unannotated(option))) is wanted for option in options):
+            names.add(info.encode_name)
+    return frozenset(names)
 
 
-def parse_query(request: Request, model: type[BaseModel], list_fields: frozenset[str]) -> Any:
+def _unannotated(info: msgspec.inspect.Type) -> msgspec.inspect.Type:
+    """The type itself under any ``Annotated[..., Meta(description=...)]`` around it."""
+    while isinstance(info, msgspec.inspect.Metadata):
+        info = info.type
+    return info
+
+
+def parse_query(request: Request, struct: type[msgspec.Struct], list_fields: frozenset[str],
+                int_fields: frozenset[str] = frozenset()) -> Any:
     values: dict[str, Any] = {}
     for key in request.query_params:
         items = request.query_params.getlist(key)
@@ -111,15 +129,18 @@ def parse_query(request: Request, model: type[BaseModel], list_fields: frozenset
             values[key] = items
         elif len(items) > 1:
             raise BadRequest(f"query parameter {key!r} given {len(items)} times; it takes one value")
+        elif key in int_fields and not _INTEGER.fullmatch(items[0]):
+            # The lenient conversion would take "1e3" or "5.0"; an integer parameter is digits.
+            raise BadRequest(f"query parameter {key!r}: Expected `int`, got {items[0][:40]!r}")
         else:
             values[key] = items[0]
     try:
-        return model.model_validate(values)
-    except ValidationError as exc:
+        return msgspec.convert(values, type=struct, strict=False)
+    except msgspec.ValidationError as exc:
         raise BadRequest(describe(exc, "query parameter")) from None
 
 
-async def parse_body(request: Request, model: type[BaseModel], *, required: bool) -> Any:
+async def parse_body(request: Request, struct: type[msgspec.Struct], *, required: bool) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _TooLarge()
@@ -131,8 +152,8 @@ async def parse_body(request: Request, model: type[BaseModel], *, required: bool
             raise BadRequest("a JSON object body is required")
         raw = b"{}"
     try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
+        return msgspec.json.decode(raw, type=struct)
+    except msgspec.DecodeError as exc:
         raise BadRequest(describe(exc, "body")) from None
 
 
@@ -145,26 +166,17 @@ class _TooLarge(BadRequest):
         super().__init__(f"the request body exceeds {MAX_BODY_BYTES} bytes")
 
 
-def describe(exc: ValidationError, where: str) -> str:
-    """A one-line, readable summary of pydantic's errors (never the offending input in full)."""
-    parts = []
-    errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    # A null branch of an optional field adds "Input should be null" to every real complaint.
-    errors = [e for e in errors if e["type"] != "none_required"] or errors
-    for error in errors[:5]:
-        # Union members appear in ``loc`` as type descriptions ("list[union[...]]"); they are noise.
-        location = ".".join(str(part) for part in error["loc"] if not _TYPE_TAG.search(str(part)))
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "json_invalid":
-            parts.append(f"malformed JSON: {message.removeprefix('Invalid JSON: ')}")
-        elif error["type"] == "extra_forbidden":
-            parts.append(f"unknown {where} {location!r}")
-        elif location:
-            parts.append(f"{where} {location!r}: {message}")
-        else:
-            parts.append(message)
-    more = len(errors) - len(parts)
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+def describe(exc: msgspec.DecodeError, where: str) -> str:
+    """msgspec's message, worded for a problem detail: which parameter or key, and what is wrong
+    with it (never the offending input in full). A ``ValidationError`` is a ``DecodeError``."""
+    message = str(exc)
+    if not isinstance(exc, msgspec.ValidationError):
+        return f"malformed JSON: {message.removeprefix('JSON is malformed: ')}"
+    if unknown := _UNKNOWN_FIELD.fullmatch(message):
+        return f"unknown {where} {unknown[1]!r}"
+    if located := _LOCATED.fullmatch(message):
+        return f"{where} {located[2]!r}: {located[1]}"
+    return message
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

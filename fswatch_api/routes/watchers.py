@@ -30,8 +30,7 @@ def tag_map(tags: list[str]) -> dict[str, str]:
 
 
 async def create_watcher(request: Request, _query: None, body: CreateWatcher) -> Response:
-    texts = [body.path or ""] + [part for rule in body.rules or () for part in rule]
-    if any("\0" in text for text in texts):
+    if any("\0" in text for text in body.texts()):
         raise BadRequest("paths and patterns may not contain a NUL character")
     watcher = await call(request, "create_watcher", **body.to_rpc())
     return json_response(watcher, 201, headers={"Location": f"/watchers/{watcher['id']}"})
