@@ -13,6 +13,11 @@ from bench.procstats import inotify_watches
 from bench.stats import summary_ms
 from bench.workloads.base import Context, Metrics, Workload, watched_tree
 
+SETTLE_BEFORE_S = 2.5
+"""How long after the root's watch is ready the baseline RSS is taken: work a tool defers after its
+first crawl (fswatch reads the crawl's sizes in the background and saves its model within ~2 s)
+belongs to that crawl, not to the watchers created next. The same wait for every tool."""
+
 
 def overlapping_subtrees(root: str, dirs: list[str], n: int) -> list[str]:
     """The shallowest directories first, so every level-2 pick lies inside a level-1 pick."""
@@ -33,7 +38,7 @@ class Multiplex(Workload):
         with watched_tree(peer, ctx, "multiplex") as w:
             session = w.session
             pids = session.pids()
-            time.sleep(0.2)
+            time.sleep(SETTLE_BEFORE_S)
             watches_before = inotify_watches(pids)
             rss_before = w.rss.sample()
             subtrees = overlapping_subtrees(w.tree.root, w.tree.dirs, s.multiplex_watchers)
