@@ -26,6 +26,10 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 _WATCHER_ID = re.compile(WATCHER_ID_PATTERN)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*)`")
+_MISSING_FIELD = re.compile(r"Object missing required field `(.*)`")
+_LONG_RULE = re.compile(r"Expected `array` of at most length (\d+)")
+"""msgspec's words for an ``array_like`` struct (a rule) with elements left over; the count it
+names leaves out the tag (the rule's name), and it gives no location."""
 _LOCATED = re.compile(r"(.*) - at `\$\.?(.*)`")
 _KIND_OF: Final[dict[type, type]] = {msgspec.inspect.ListType: list, msgspec.inspect.IntType: int}
 
@@ -174,6 +178,11 @@ def describe(exc: msgspec.DecodeError, where: str) -> str:
         return f"malformed JSON: {message.removeprefix('JSON is malformed: ')}"
     if unknown := _UNKNOWN_FIELD.fullmatch(message):
         return f"unknown {where} {unknown[1]!r}"
+    if missing := _MISSING_FIELD.fullmatch(message):
+        return f"missing {where} {missing[1]!r}"
+    if long_rule := _LONG_RULE.fullmatch(message):
+        arguments = int(long_rule[1])
+        return f"{where} 'rules': a rule has more elements than its name and {arguments} argument(s)"
     if located := _LOCATED.fullmatch(message):
         return f"{where} {located[2]!r}: {located[1]}"
     return message

@@ -19,7 +19,7 @@ from fswatch_api.openapi import build_openapi
 from fswatch_api.operations import Operation, bind, describe
 from fswatch_api.problems import from_request_error
 from fswatch_api.routes import TABLE
-from fswatch_api.schemas import CreateWatcher, EventsQuery, ListWatchersQuery
+from fswatch_api.schemas import CreateWatcher, EventsQuery, ExplainQuery, ListWatchersQuery
 from fswatch_supervisor.errors import BadRequest, Gone, RequestError
 from fswatch_worker import exitcodes
 from fswatch_worker.config import ConfigError, parse_args
@@ -56,6 +56,11 @@ class TestCreateWatcherBody:
         (b'{"path": null}', "body 'path': Expected `str`, got `null`"),
         (b"{}", "give exactly one of 'path' and 'rules'"),
         (b'{"path": ', "malformed JSON: Input data was truncated"),
+        (b'{"rules": [["include-path", "/x", "y"]]}', "body 'rules': a rule has more elements than its name and "
+                                                       "1 argument(s)"),
+        (b'{"rules": [["include-path", "/x"], ["exclude-hidden", 1]]}', "body 'rules': a rule has more elements "
+                                                                         "than its name and 0 argument(s)"),
+        (b'{"rules": [["include-path"]]}', "body 'rules[0]': Expected `array` of at least length 2, got 1"),
     ])
     def test_error_summary_is_short_and_names_the_field(self, body: bytes, summary: str) -> None:
         with pytest.raises(msgspec.DecodeError) as caught:
@@ -82,6 +87,11 @@ class TestQuery:
     def test_values_are_converted_from_strings(self) -> None:
         parsed = asyncio.run(self._parse("limit=5&stream=true&wait=0.5&after=7"))
         assert parsed == EventsQuery(limit=5, stream=True, wait=0.5, after="7")
+
+    def test_a_required_parameter_left_out_is_named(self) -> None:
+        with pytest.raises(BadRequest) as caught:
+            asyncio.run(self._parse("", ExplainQuery))
+        assert caught.value.detail == "missing query parameter 'path'"
 
     def test_repeatable_parameters_are_lists(self) -> None:
         parsed = asyncio.run(self._parse("id=a&id=b&tag=k%3Dv&limit=3", ListWatchersQuery))
