@@ -160,6 +160,9 @@ class Pipeline:
 
     def _deliver(self, ready: Iterable[tuple[int | None, Change]]) -> None:
         new_events: list[NewEvent] = []
+        overflowed: set[str] = set()
+        """Watchers told of an overflow in this batch: the mirror reports one per root, and a
+        watcher whose roots nest (or who shares one with a nested root) is told once."""
         for window, change in ready:
             if window is not None and change.from_path is None and change.kind != "dir":
                 # The common case, a file changed in place: each watcher sees it whole or not at
@@ -171,7 +174,7 @@ class Pipeline:
             # One record per (change, what a watcher sees of it); watchers that see the same events
             # share them. Keyed by the whole sequence a change becomes, so each watcher's order is kept.
             views: dict[tuple[object, ...], tuple[list[Change], list[str]]] = {}
-            for group, events in self._route(window, change):
+            for group, events in self._route(window, change, overflowed):
                 key = tuple((e.action, e.path, e.from_path, e.kind) for e in events)
                 entry = views.get(key)
                 if entry is None:
@@ -193,10 +196,11 @@ class Pipeline:
                 selected += ids
         return selected
 
-    def _route(self, window: int | None, change: Change) -> Iterable[tuple[list[str], list[Change]]]:
+    def _route(self, window: int | None, change: Change,
+               overflowed: set[str]) -> Iterable[tuple[list[str], list[Change]]]:
         """What the change is for each group of watchers that see it alike: ``(ids, events)``."""
         if window is None:
-            yield from (([watcher.id], [event]) for watcher, event in self._route_metadata(change))
+            yield from (([watcher.id], [event]) for watcher, event in self._route_metadata(change, overflowed))
             return
         seen: set[str] = set()
         candidates = self._registry.covering(change.path)
@@ -214,12 +218,16 @@ class Pipeline:
             view[0].append(watcher.id)
         yield from ((ids, events) for ids, events in views.values() if events)
 
-    def _route_metadata(self, change: Change) -> Iterable[tuple[Watcher, Change]]:
+    def _route_metadata(self, change: Change, overflowed: set[str]) -> Iterable[tuple[Watcher, Change]]:
         for watcher in self._registry.all():
+            if change.action == "overflow" and watcher.id in overflowed:
+                continue
             for root in watcher.roots:
                 related = (root == change.path or root.startswith(change.path + "/")
                            or change.path.startswith(root + "/"))
                 if related:
+                    if change.action == "overflow":
+                        overflowed.add(watcher.id)
                     path = root if change.action == "overflow" else change.path
                     yield watcher, Change(change.action, path, change.kind, change.time_ns,
                                           rescan=change.rescan, detail=change.detail)

@@ -52,6 +52,22 @@ def test_each_watcher_gets_a_change_once_and_equal_rules_decide_once(tmp_path: P
     registry.close()
 
 
+def test_an_overflow_is_one_event_per_watcher_however_its_roots_nest(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "watchers.log", sync_each=False)
+    registry.open()
+    for w in (watcher(1, [["include-path", "/r"]]), watcher(2, [["include-path", "/r/d"]]),
+              watcher(3, [["include-path", "/r/e"], ["include-path", "/r/d"]]), watcher(4, [["include-path", "/x"]])):
+        registry.add(w)
+    store = KeptStore()
+    pipeline = Pipeline(registry, store, lambda deliveries: None)
+    now = time.time_ns()
+    # The mirror reports an overflow once per followed root, in one batch.
+    pipeline.on_changes([Change("overflow", root, None, now) for root in ("/r", "/r/d", "/r/e", "/x")])
+    told = sorted((watcher_id, e.path) for e in store.events for watcher_id in e.watchers)
+    assert told == [("w_1", "/r"), ("w_2", "/r/d"), ("w_3", "/r/e"), ("w_4", "/x")]
+    registry.close()
+
+
 def _receive(sub: zmq.Socket[bytes]) -> list[bytes]:
     topics = []
     while sub.poll(50):
