@@ -102,6 +102,7 @@ class Service:
             check_root(root)
         assert coalesce_ms is not None
         async with self._create_lock:  # serial ids and rollback stay simple when creates queue up
+            await self.mirror.catch_up()
             serial = self.registry.next_serial()
             watcher = Watcher(
                 id=new_watcher_id(serial), serial=serial, rules=rules,

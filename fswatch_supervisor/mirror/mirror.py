@@ -122,6 +122,23 @@ class FsMirror:
                 s.tree.remove_one(root)
             raise
 
+    async def catch_up(self) -> None:
+        """Apply every change the OS reported before this call, and finish the crawls and rescans
+        it asked for. A new watcher's crawl adopts what it finds without reporting it; run before
+        those, it would take from the watchers already following the tree the news of whatever was
+        created just before (``mkdir d; echo > d/x``, then a watcher on ``d``): their events would
+        find it known. Call it before the new watcher is registered, so the news is not its own."""
+        await self._crawler.wait_applied()
+        if self._busy:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            async def reached() -> None:  # every job queued before it has run
+                if not done.done():
+                    done.set_result(None)
+
+            self._enqueue(reached)
+            await done
+
     def remove_root(self, root: str) -> None:
         """One watcher on ``root`` is gone; its watches go at the next ``release()``."""
         found = self._state.roots.get(root)

@@ -145,3 +145,30 @@ def test_directory_moved_in_reports_contents_and_moved_out_releases_watches(supe
     assert {(e["action"], e["path"], e["kind"]) for e in moved_out} == {("deleted", p, k) for p, k in expected}
     order = [e["path"] for e in moved_out]
     assert order[-1] == pkg  # children first: a consumer replaying removes leaves before their dir
+
+
+def test_a_new_watcher_inside_a_watched_tree_takes_no_news_from_the_others(supervisor: SupervisorProc,
+                                                                           tmp_path: Path) -> None:
+    """Entries made just before a watcher is created inside a followed tree, with their events not
+    applied yet, still reach the watchers that follow the tree; the new watcher starts from them."""
+    tree, outside = tmp_path / "t", tmp_path / "outside"
+    (tree / "b").mkdir(parents=True)
+    (tree / "z").write_text("z")
+    outside.mkdir()
+    with supervisor.client() as rpc:
+        w0 = rpc.call("create_watcher", rules=[["include-path", str(tree)], ["exclude-hidden"]], coalesce_ms=0)["id"]
+        rpc.call("sync", id=w0)
+        # A move out of the tree: the pairer holds that read for its grace period, and with it
+        # the events below, so the new watchers are created before those are applied.
+        os.rename(tree / "z", outside / "z")
+        (tree / "d").mkdir()
+        (tree / "d" / "x").write_text("new")
+        (tree / "b" / "f").write_text("new")
+        w_dir = rpc.call("create_watcher", rules=[["include-path", str(tree / "d")]], coalesce_ms=0)["id"]
+        w_file = rpc.call("create_watcher", path=str(tree / "b" / "f"), coalesce_ms=0)["id"]
+        rpc.call("sync", id=w0)
+        seen = [(e["action"], os.path.relpath(e["path"], tree)) for e in events_of(rpc, w0)]
+        assert sorted(seen) == [("created", "b/f"), ("created", "d"), ("created", "d/x"), ("deleted", "z")]
+        for new in (w_dir, w_file):
+            rpc.call("sync", id=new)
+            assert events_of(rpc, new) == []
