@@ -219,6 +219,14 @@ class Pipeline:
         yield from ((ids, events) for ids, events in views.values() if events)
 
     def _route_metadata(self, change: Change, overflowed: set[str]) -> Iterable[tuple[Watcher, Change]]:
+        if change.action == "root-deleted":
+            # The mirror reports each vanished root on its own: it is news for that root's watchers
+            # only, and their last about it (routing stops counting them there).
+            for watcher in self._registry.covering(change.path):
+                if change.path in watcher.roots:
+                    yield watcher, change
+            self._registry.detach_root(change.path)
+            return
         for watcher in self._registry.all():
             if change.action == "overflow" and watcher.id in overflowed:
                 continue

@@ -122,6 +122,19 @@ class Registry:
                 del self._file_root_parents[parent]
         return watcher
 
+    def detach_root(self, root: str) -> None:
+        """``root`` is gone (its ``root-deleted`` was routed): the watchers that had it no longer
+        follow it, however long others keep the tree there watched or it comes back. Their rules
+        and other roots stay (one at or above it still covers what it selects). A file root's
+        parent stays counted: a directory that is gone holds no watch, and keeping it costs at
+        most one watch if another watcher's crawl finds it again."""
+        if self._by_root.pop(root, None) is not None:
+            self._forget_covering()
+
+    def follows(self, watcher: Watcher, root: str) -> bool:
+        """Whether ``watcher`` still follows its ``root`` (not detached by a ``root-deleted``)."""
+        return watcher in self._by_root.get(root, ())
+
     def persist_add(self, watcher: Watcher) -> None:
         self._log.append({"op": "put", "watcher": watcher.to_record()})
 

@@ -252,8 +252,9 @@ class Service:
         """The model's entries for ``watcher``: each root walked in tree order, roots in tree order,
         from just after ``last_path`` in the walk of ``from_root``. A root another root's walk
         passes through is not walked again (one inside it by name but behind a symlink, or below a
-        pruned directory, is)."""
-        roots = sorted(set(watcher.roots), key=tree_order)
+        pruned directory, is). A root reported ``root-deleted`` is not walked: the watcher no longer
+        follows it, whatever another watcher keeps in the model there."""
+        roots = sorted({r for r in watcher.roots if self.registry.follows(watcher, r)}, key=tree_order)
         walks = [r for r in roots if not any(self.mirror.reaches(outer, r) for outer in roots)]
         for root in walks:
             if from_root and tree_order(root) < tree_order(from_root):

@@ -258,7 +258,10 @@ class InotifyBackend(WatchBackend):
             # the mirror does not follow (a root's, beside a single watched file) keeps that name.
             base = self._name_of.get(wd)
             if base is not None:
-                out.append(RawEvent(base, "dir_gone", True))
+                # A deleted directory's inode number may be taken at once by one made at its path
+                # (ext4 does): only the wd tells that the directory the name's watch was on is gone.
+                deleted = bool(mask & IN_DELETE_SELF) and self._wd_of.get(base) == wd
+                out.append(RawEvent(base, "dir_deleted" if deleted else "dir_gone", True))
         # Other events about the directory itself duplicate what its parent's watch reports.
 
     def _dir_moved(self, mask: int, cookie: int, path: str) -> None:

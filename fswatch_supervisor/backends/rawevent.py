@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-RawAction = Literal["created", "modified", "attrib", "deleted", "moved_from", "moved_to", "overflow", "dir_gone"]
+RawAction = Literal["created", "modified", "attrib", "deleted", "moved_from", "moved_to", "overflow", "dir_gone",
+                    "dir_deleted"]
 
 
 @dataclass(slots=True, init=False)
@@ -17,6 +18,8 @@ class RawEvent:
     """One OS event about ``path`` (an entry inside a watched directory).
 
     ``dir_gone`` is about a watched directory itself (deleted, moved away or unmounted);
+    ``dir_deleted`` says more where the backend knows it: the directory whose watch holds the
+    path now was deleted (a new one there, even with the same inode number, is another);
     ``overflow`` has an empty path: the OS dropped events. ``cookie`` pairs ``moved_from`` with
     ``moved_to`` (0 when the backend does not know).
     """

@@ -162,8 +162,8 @@ class Normaliser:
         if action == "overflow":
             self._flush()
             self._host.overflow()
-        elif action == "dir_gone":
-            self._dir_gone(path)
+        elif action == "dir_gone" or action == "dir_deleted":
+            self._dir_gone(path, deleted=action == "dir_deleted")
         elif is_cookie(path):
             if action in ("created", "moved_to") and self._s.ws.is_watched(parent_of(path)):
                 self._flush()
@@ -328,13 +328,13 @@ class Normaliser:
         if needed and any(s.needs_dir(p) for p in tree.pruned.under(dst)):
             self._host.request_crawl(dst)
 
-    def _dir_gone(self, path: str) -> None:
+    def _dir_gone(self, path: str, *, deleted: bool = False) -> None:
         s = self._s
         root = s.roots.get(path)
         if root is not None and root.kind == "dir":
-            if root.still_at(path):
+            if not deleted and root.still_at(path):
                 return
-            self._out += s.vanish_roots(path, self._now)
+            self._out += s.vanish_roots(path, self._now, deleted=deleted)
             if not s.ws.is_listed(parent_of(path)):
                 self._out += s.drop_subtree(path, self._now, report=False)
         elif s.ws.files_in(path) and not s.ws.is_listed(path):

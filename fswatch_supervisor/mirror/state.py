@@ -67,16 +67,17 @@ class MirrorState:
     def roots_under(self, path: str) -> list[str]:
         return self._root_paths.under(path, include_self=True)
 
-    def vanish_roots(self, path: str, now: int) -> list[Change]:
+    def vanish_roots(self, path: str, now: int, *, deleted: bool = False) -> list[Change]:
         """Roots at or below ``path`` are no longer there: one ``root-deleted`` each, then forget
         them. A watched *file* that is itself deleted or renamed is not a vanished root: its
-        parent stays watched, so a rename over it (an atomic save) is seen as ``created``."""
+        parent stays watched, so a rename over it (an atomic save) is seen as ``created``.
+        ``deleted``: the directory at ``path`` is known deleted, whatever is at its path now."""
         changes: list[Change] = []
         for path_ in self._root_paths.under(path, include_self=True):
             root = self.roots[path_]
             if root.kind == "file" and path_ == path:
                 continue
-            if root.kind == "dir" and root.still_at(path_):
+            if root.kind == "dir" and not (deleted and path_ == path) and root.still_at(path_):
                 # Added after the change now applied was made (`mv a b; mkdir a`, then a watcher on
                 # `a`; or on `b` while that rename was held): its directory is the one there now.
                 continue

@@ -199,6 +199,25 @@ def test_root_deleted_is_an_event(supervisor: SupervisorProc, tree: Path) -> Non
         assert rpc.call("ping")["ready"] is True
 
 
+def test_after_root_deleted_a_watcher_hears_nothing_more_there_whoever_else_watches(supervisor: SupervisorProc,
+                                                                                     tree: Path) -> None:
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "old").write_text("x")
+    with supervisor.client() as rpc:
+        outer = rpc.call("create_watcher", path=str(tree), coalesce_ms=0)["id"]
+        inner = rpc.call("create_watcher", path=str(tree / "a" / "b"), coalesce_ms=0)["id"]
+        shutil.rmtree(tree / "a" / "b")
+        (tree / "a" / "b").mkdir()
+        (tree / "a" / "b" / "f").write_text("y")
+        wait_until(lambda: any(e["path"] == str(tree / "a" / "b" / "f") for e in events_of(rpc, outer)), 10, 0.05,
+                   "the outer watcher sees the directory made again")
+        rpc.call("sync", id=inner)
+        assert [(e["action"], os.path.relpath(e["path"], tree)) for e in events_of(rpc, inner)] == [
+            ("deleted", "a/b/old"), ("root-deleted", "a/b")]
+        assert rpc.call("snapshot", id=inner)["items"] == []
+        assert "root-deleted" not in {e["action"] for e in events_of(rpc, outer)}  # not its root
+
+
 def test_the_portable_watchdog_backend_serves_the_same_events(state_dir: Path, tree: Path, tmp_path: Path) -> None:
     proc = start_supervisor(state_dir, "--backend", "watchdog", log_dir=tmp_path)
     try:

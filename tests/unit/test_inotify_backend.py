@@ -105,8 +105,10 @@ async def test_watch_accounting_matches_the_kernel(tmp_path: Path) -> None:
         assert backend.watch_count() == 4 == fdinfo_watches(backend.fd)
         backend.remove_dir(str(tmp_path / "a"))
         backend.remove_dir(str(tmp_path / "a"))  # idempotent
-        (tmp_path / "c").rmdir()  # the kernel drops this one itself (IN_IGNORED)
-        await got.wait_for(("dir_gone", str(tmp_path / "c")))
+        (tmp_path / "b").rename(tmp_path / "b2")  # moved away: gone from its name, watch kept
+        await got.wait_for(("dir_gone", str(tmp_path / "b")))
+        (tmp_path / "c").rmdir()  # deleted: the kernel drops this one itself (IN_IGNORED)
+        await got.wait_for(("dir_deleted", str(tmp_path / "c")))
         deadline = time.monotonic() + 5
         while backend.watch_count() != 2:
             assert time.monotonic() < deadline

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from fswatch_supervisor.changes import Change
 from tests.unit.test_mirror_support import Running, async_test, fdinfo_watches, make_tree
 
@@ -82,6 +84,28 @@ async def test_root_deleted(tmp_path: Path) -> None:
         await r.wait_for(lambda: fdinfo_watches(r.fd) == 0)
         assert r.mirror.watch_count() == 0
         assert list(r.mirror.entries(str(root))) == []
+
+
+@async_test
+async def test_root_deleted_and_made_again_with_its_inode_number(tmp_path: Path) -> None:
+    """ext4 gives a new directory the number of one just deleted: the root's own watch being
+    deleted, not the number at its path, says the root is gone (before: no event, and its sync
+    cookies were never seen again)."""
+    for _attempt in range(20):
+        root = tmp_path / f"root{_attempt}"
+        root.mkdir()
+        async with Running() as r:
+            await r.mirror.add_root(str(root))
+            number = root.stat().st_ino
+            root.rmdir()  # both before the loop reads either event
+            root.mkdir()
+            if root.stat().st_ino != number:
+                continue  # this file system chose another number this time: nothing to pin
+            await r.wait_for(lambda: ("root-deleted", str(root)) in r.summary())  # noqa: B023
+            await r.wait_for(lambda: fdinfo_watches(r.fd) == 0)
+            assert not r.mirror.is_os_watched(str(root))
+            return
+    pytest.skip("the file system under tmp_path never reused an inode number")
 
 
 @async_test

@@ -68,6 +68,26 @@ def test_an_overflow_is_one_event_per_watcher_however_its_roots_nest(tmp_path: P
     registry.close()
 
 
+def test_root_deleted_is_news_for_that_roots_watchers_only_and_their_last_there(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "watchers.log", sync_each=False)
+    registry.open()
+    outer, inner, both = (watcher(1, [["include-path", "/r"]]), watcher(2, [["include-path", "/r/a/b"]]),
+                          watcher(3, [["include-path", "/r/a/b"], ["include-path", "/r/c"]]))
+    for w in (outer, inner, both):
+        registry.add(w)
+    store = KeptStore()
+    pipeline = Pipeline(registry, store, lambda deliveries: None)
+    pipeline.on_changes([Change("root-deleted", "/r/a/b", "dir", time.time_ns())])
+    assert [(e.action, sorted(e.watchers)) for e in store.events] == [("root-deleted", ["w_2", "w_3"])]
+    # Recreated there, and another watcher (w_1) still follows the tree: the others do not.
+    pipeline.on_changes([Change("created", "/r/a/b/f", "file", time.time_ns()),
+                         Change("created", "/r/c/g", "file", time.time_ns())])
+    assert [(e.path, sorted(e.watchers)) for e in store.events[1:]] == [("/r/a/b/f", ["w_1"]),
+                                                                          ("/r/c/g", ["w_1", "w_3"])]
+    assert not registry.follows(inner, "/r/a/b") and registry.follows(both, "/r/c")
+    registry.close()
+
+
 def _receive(sub: zmq.Socket[bytes]) -> list[bytes]:
     topics = []
     while sub.poll(50):
