@@ -198,6 +198,7 @@ class Supervisor:
         while True:
             await asyncio.sleep(1.0)
             service.expire()
+            mirror.check_roots()  # also when no event comes after a root's directory left its path
             if (fd := registry.detach_sync()) is not None:
                 await self._write_off_loop(sync_and_close, fd)
             if time.monotonic() - last_retention >= 60:  # count and size limits apply on append already

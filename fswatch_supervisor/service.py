@@ -285,6 +285,7 @@ class Service:
         try:
             if pending:
                 await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout)
+            self.mirror.check_roots()  # a root whose directory left its path gets no cookie back
             directories = [d for root in watcher.roots
                            if self.mirror.is_os_watched(d := root if os.path.isdir(root) else os.path.dirname(root))]
             await self.cookies.round_trip(directories, max(0.1, deadline - time.monotonic()))

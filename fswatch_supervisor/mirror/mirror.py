@@ -24,7 +24,7 @@ from fswatch_supervisor.errors import WatchError, WatchPermission
 from fswatch_supervisor.logs import get_logger
 from fswatch_supervisor.mirror.entries import Record, kind_of_mode
 from fswatch_supervisor.mirror.normalise import Normaliser
-from fswatch_supervisor.mirror.pairing import MOVE_GRACE_S, MovePairer
+from fswatch_supervisor.mirror.pairing import MOVE_GRACE_S, MovePairer, Op
 from fswatch_supervisor.mirror.paths import is_under, parent_of, tree_order
 from fswatch_supervisor.mirror.persist import encode_model, load_model, write_model
 from fswatch_supervisor.mirror.scanner import Baseline, Crawler, changed, stat_path, wait_while
@@ -66,7 +66,7 @@ class FsMirror:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._pairer = MovePairer(loop, self._normaliser.apply, self._move_grace_s,
+        self._pairer = MovePairer(loop, self._apply, self._move_grace_s,
                                   events_pending=self._backend.events_pending)
         self._backend.start(loop, self._pairer.feed)
         self._worker = asyncio.create_task(self._work(), name="fswatch-mirror-jobs")
@@ -138,6 +138,16 @@ class FsMirror:
 
             self._enqueue(reached)
             await done
+
+    def check_roots(self) -> None:
+        """Report roots whose directory left their path above anything watched (see
+        ``MirrorState.roots_gone_unseen``): before each batch of events is applied, so that none
+        is reported under a name its directory no longer has, and before a ``sync``."""
+        self._emit(self._state.roots_gone_unseen(time.time_ns()))
+
+    def _apply(self, ops: list[Op]) -> None:
+        self.check_roots()
+        self._normaliser.apply(ops)
 
     def remove_root(self, root: str) -> None:
         """One watcher on ``root`` is gone; its watches go at the next ``release()``."""

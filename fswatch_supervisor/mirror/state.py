@@ -85,6 +85,26 @@ class MirrorState:
             self.forget_root(path_)
         return changes
 
+    def roots_gone_unseen(self, now: int) -> list[Change]:
+        """Vanish the roots whose directory left their path with no event to say so: inotify tells
+        a watch nothing when an ancestor of its directory is renamed, so a root whose parent
+        nobody lists (a watcher on ``a/b`` alone, then ``mv a c``) would go on reporting ``c/b``'s
+        changes as ``a/b``'s. One ``lstat`` per such root. A watched file's parent is checked by
+        name only (a directory made again at that path is taken for it)."""
+        changes: list[Change] = []
+        for path, root in list(self.roots.items()):
+            if root.refs <= 0 or path not in self.roots:  # forgotten meanwhile, below a vanished one
+                continue
+            parent = parent_of(path)
+            if self.ws.is_listed(parent):
+                continue  # its parent's events say what happens to it
+            if root.kind == "dir" and not root.still_at(path):
+                changes += self.vanish_roots(path, now)
+                changes += self.drop_subtree(path, now, report=False)
+            elif root.kind == "file" and not os.path.isdir(parent):
+                changes += self.vanish_roots(parent, now)
+        return changes
+
     def forget_root(self, path: str) -> None:
         root = self.roots.pop(path, None)
         self._root_paths.discard(path)

@@ -109,6 +109,24 @@ async def test_root_deleted_and_made_again_with_its_inode_number(tmp_path: Path)
 
 
 @async_test
+async def test_a_root_whose_unwatched_ancestor_is_renamed_is_gone_before_its_next_event(tmp_path: Path) -> None:
+    """inotify tells a watch nothing when an ancestor of its directory (watched by nobody) is
+    renamed: the next batch of events finds the root's directory, or a watched file's parent, gone
+    from its path first (before: ``t2/a/b``'s changes came as ``t/a/b``'s, for good)."""
+    make_tree(tmp_path / "t", ["a/b", "d"])
+    root, file_root = tmp_path / "t" / "a" / "b", tmp_path / "t" / "d" / "f0.txt"
+    async with Running() as r:
+        await r.mirror.add_root(str(root))
+        await r.mirror.add_root(str(file_root))
+        os.rename(tmp_path / "t", tmp_path / "t2")
+        (tmp_path / "t2" / "a" / "b" / "x").write_text("new")
+        (tmp_path / "t2" / "d" / "f0.txt").write_text("changed")
+        await r.wait_for(lambda: len(r.paths("root-deleted")) == 2)
+        await r.wait_for(lambda: fdinfo_watches(r.fd) == 0)
+        assert sorted(r.summary()) == [("root-deleted", str(root)), ("root-deleted", str(file_root))]
+
+
+@async_test
 async def test_root_moved_away(tmp_path: Path) -> None:
     root = tmp_path / "root"
     make_tree(root, ["a"])
