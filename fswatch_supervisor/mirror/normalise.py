@@ -202,6 +202,11 @@ class Normaliser:
         if old is not None and old[0] == kind and not replacing:
             return  # a scan found it first
         if old is not None and old[0] == "dir":
+            # Renamed over, the directory there was empty. Entries the model still holds below it
+            # learned their fate out of order (an overflow's rescan listed them after this rename
+            # was made, and their own move out was read before this one): they are gone.
+            for child in sorted(tree.children(path)):
+                self._out += s.drop_subtree(child, self._now, report=True)
             self._out += s.drop_subtree(path, self._now, report=False)
         self._unsure.pop(path, None)  # an earlier entry there was replaced: its kind stays a guess
         tree.put(path, kind, size, mtime_ns)

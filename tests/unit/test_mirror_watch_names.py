@@ -53,6 +53,7 @@ from pathlib import Path
 import pytest
 
 from fswatch_supervisor.backends.inotify import IN_MOVED_FROM, IN_MOVED_TO, IN_Q_OVERFLOW, InotifyBackend
+from fswatch_supervisor.changes import Change
 from tests.unit.test_mirror_support import Running, async_test, fdinfo_watches
 
 
@@ -433,3 +434,44 @@ async def test_a_root_added_on_a_name_an_unapplied_rename_vacated_stays_a_root(t
         assert str(a) not in r.paths("root-deleted")
         assert str(a / "n") in await _written(r, a / "n")
         assert sorted(e for e, *_ in r.mirror.entries(str(a))) == [str(a / "n")]
+
+
+def _replayed(start: set[str], changes: list[Change]) -> set[str]:
+    """The paths a consumer holds after applying ``changes`` to ``start`` in order."""
+    held = set(start)
+    for c in changes:
+        if c.action == "created":
+            held.add(c.path)
+        elif c.action == "deleted":
+            held -= {p for p in held if p == c.path or p.startswith(c.path + "/")}
+        elif c.action == "moved" and c.from_path is not None:
+            below = {p for p in held if p == c.from_path or p.startswith(c.from_path + "/")}
+            held = (held - below) | {c.path + p[len(c.from_path):] for p in below}
+    return held
+
+
+@async_test
+async def test_a_directory_renamed_over_one_a_rescan_listed_too_late_leaves_no_ghosts(tmp_path: Path) -> None:
+    """``mv a b`` lost to an overflow, then ``mv b d.tmp; mv d.tmp/f cache`` read after the rescan
+    (which listed ``d.tmp`` with ``f`` still in it): the late ``moved_to d.tmp`` replaces the
+    directory the model has there. It was empty when renamed over, so what the model still holds
+    below it is gone (before: dropped silently, and ``d.tmp/f`` stayed with the consumer)."""
+    root = tmp_path / "t"
+    for d in ("a/b", "b"):
+        (root / d).mkdir(parents=True)
+    for f in ("f", "a/f", "a/.f", "a/b/f"):
+        (root / f).write_text("x")
+    backend = _LosingOneRead()
+    async with Running(backend=backend) as r:
+        await r.mirror.add_root(str(root))
+        start = {str(p) for p in root.rglob("*")}
+        backend.lose_next = True
+        os.rename(root / "a", root / "b")
+        await asyncio.sleep(0)
+        os.rename(root / "b", root / "d.tmp")
+        await asyncio.sleep(0)
+        os.rename(root / "d.tmp" / "f", root / "cache")
+        await r.wait_for(lambda: "overflow" in [action for action, _ in r.summary()])
+        await r.settle(root)
+        await r.settle(root / "d.tmp")
+        assert _replayed(start, r.changes) == {str(p) for p in root.rglob("*")}
