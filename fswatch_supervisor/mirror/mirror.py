@@ -123,11 +123,10 @@ class FsMirror:
             raise
 
     async def catch_up(self) -> None:
-        """Apply every change the OS reported before this call, and finish the crawls and rescans
-        it asked for. A new watcher's crawl adopts what it finds without reporting it; run before
-        those, it would take from the watchers already following the tree the news of whatever was
-        created just before (``mkdir d; echo > d/x``, then a watcher on ``d``): their events would
-        find it known. Call it before the new watcher is registered, so the news is not its own."""
+        """Apply every change the OS reported before this call and finish the crawls and rescans it
+        asked for: a new watcher's crawl adopts what it finds silently, and run first it would take
+        the news of ``mkdir d; echo > d/x`` from those already following the tree. Call it before
+        the new watcher is registered, so that the news is not its own."""
         await self._crawler.wait_applied()
         if self._busy:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -364,6 +363,9 @@ class FsMirror:
         roots = sorted(r for r, root in self._state.roots.items() if root.refs > 0)
         tops = [r for r in roots if not any(t != r and is_under(r, t) and self._state.tree.is_listed(t)
                                             for t in roots)]
+        # A root inside another's tree is re-listed by that rescan, which cannot tell that the
+        # directory there now is another one (renamed over, its events lost): ask each.
+        self._emit(self._state.roots_replaced(sorted(set(roots) - set(tops)), time.time_ns()))
         for root in tops:
             await self._rescan_now(root, None, late_since=late)
 

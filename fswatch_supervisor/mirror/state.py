@@ -105,6 +105,16 @@ class MirrorState:
                 changes += self.vanish_roots(parent, now)
         return changes
 
+    def roots_replaced(self, paths: list[str], now: int) -> list[Change]:
+        """Vanish the directory roots among ``paths`` whose directory is no longer the one they
+        were added for; their subtrees stay, for the rescan that re-lists them."""
+        changes: list[Change] = []
+        for path in paths:
+            root = self.roots.get(path)
+            if root is not None and root.kind == "dir" and not root.still_at(path):
+                changes += self.vanish_roots(path, now)
+        return changes
+
     def forget_root(self, path: str) -> None:
         root = self.roots.pop(path, None)
         self._root_paths.discard(path)

@@ -475,3 +475,22 @@ async def test_a_directory_renamed_over_one_a_rescan_listed_too_late_leaves_no_g
         await r.settle(root)
         await r.settle(root / "d.tmp")
         assert _replayed(start, r.changes) == {str(p) for p in root.rglob("*")}
+
+
+@async_test
+async def test_a_root_inside_another_renamed_over_in_an_overflow_is_root_deleted(tmp_path: Path) -> None:
+    """``mv a build`` over the empty root ``build``, its events lost: the rescan of the outer root
+    re-lists ``build`` and cannot tell the directory there is another one. Each nested root is
+    asked (before: its watcher went on following ``a``'s directory as if it were its own)."""
+    root = tmp_path / "t"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "f").write_text("x")
+    (root / "build").mkdir()
+    backend = _LosingOneRead()
+    async with Running(backend=backend) as r:
+        await r.mirror.add_root(str(root))
+        await r.mirror.add_root(str(root / "build"))
+        await _lost_in_an_overflow(r, backend, root, lambda: os.rename(root / "a", root / "build"))
+        assert ("root-deleted", str(root / "build")) in r.summary()
+        modelled = {path for path, *_ in r.mirror.entries(str(root))}
+        assert modelled - {str(root)} == {str(p) for p in root.rglob("*")}, modelled
