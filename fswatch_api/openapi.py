@@ -146,7 +146,8 @@ def build_openapi(table: list[tuple[Operation, Handler]], *, version: str) -> di
     for op, _ in table:
         if op.query is not None:
             schemas.pop(op.query.__name__, None)
-    document: dict[str, Any] = {        "openapi": "3.1.0",
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
         "info": {
             "title": "fswatch",
             "version": version,

@@ -160,9 +160,9 @@ class Pipeline:
 
     def _deliver(self, ready: Iterable[tuple[int | None, Change]]) -> None:
         new_events: list[NewEvent] = []
+        # Watchers told of an overflow in this batch: the mirror reports one per root, and a
+        # watcher whose roots nest (or who shares one with a nested root) is told once.
         overflowed: set[str] = set()
-        """Watchers told of an overflow in this batch: the mirror reports one per root, and a
-        watcher whose roots nest (or who shares one with a nested root) is told once."""
         for window, change in ready:
             if window is not None and change.from_path is None and change.kind != "dir":
                 # The common case, a file changed in place: each watcher sees it whole or not at
